@@ -17,7 +17,7 @@ test-deps:
 	@tools/install-deps.sh --test
 
 $(BUILD)/build.ninja:
-	meson setup $(BUILD) --buildtype=release
+	meson setup $(BUILD) --buildtype=debugoptimized
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
