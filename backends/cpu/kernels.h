@@ -1,0 +1,62 @@
+/* kernels.h — the table of inner kernels of one instruction set (generic C, AVX2, AVX-512).
+ *
+ * The backend picks one table at init (cpu_features.c) and every operation goes through it. Each
+ * table computes a given output element the same way wherever it sits in a buffer and whichever
+ * thread computes it, so results depend on the table but not on the thread count. */
+#ifndef TFM_CPU_KERNELS_H
+#define TFM_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tfm/tfm.h"
+
+/* Slots of the per-dtype arrays: indexed by tfm_dtype value. */
+#define TFM_CPU_DTYPE_SLOTS 16
+
+/* The matrix-vector kernels handle up to this many activation rows per pass over the weights. */
+#define TFM_CPU_MATVEC_MAX_TOKENS 4
+
+/* y[t*ldy + r] = dot(weight row r, x + t*ldx) for r in [r0, r1) and t in [0, nt), nt <= 4.
+ * `w` is the start of the whole weight, rows of `row_bytes` bytes holding `cols` elements. */
+typedef void (*tfm_matvec_fn)(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                              const float *x, size_t ldx, int nt, float *y, size_t ldy);
+/* dst[0..n) = src elements as f32 (n a multiple of the dtype's block size). */
+typedef void (*tfm_to_f32_fn)(const void *src, float *dst, int64_t n);
+/* dst[0..n) = src rounded to the dtype (f32, f16, bf16: round to nearest even). */
+typedef void (*tfm_from_f32_fn)(const float *src, void *dst, int64_t n);
+/* dot(x, v) with v in the dtype (KV cache rows). */
+typedef float (*tfm_dot_fn)(const float *x, const void *v, int64_t n);
+/* y += a * v with v in the dtype. */
+typedef void (*tfm_axpy_fn)(float a, const void *v, float *y, int64_t n);
+
+typedef struct tfm_cpu_kernels {
+    const char *name;                              /* "generic", "avx2", "avx512" */
+    tfm_matvec_fn matvec[TFM_CPU_DTYPE_SLOTS];      /* NULL: dtype not supported by this table */
+    tfm_to_f32_fn to_f32[TFM_CPU_DTYPE_SLOTS];
+    tfm_from_f32_fn from_f32[TFM_CPU_DTYPE_SLOTS];  /* f32, f16, bf16 */
+    tfm_dot_fn dot[TFM_CPU_DTYPE_SLOTS];            /* f32, f16, bf16 */
+    tfm_axpy_fn axpy[TFM_CPU_DTYPE_SLOTS];          /* f32, f16, bf16 */
+
+    float (*sum_squares)(const float *x, int64_t n);
+    /* y = x * s * g (RMSNorm's scaling), y may be x. */
+    void (*scale_mul)(const float *x, float s, const float *g, float *y, int64_t n);
+    /* out = gate * sigmoid(gate) * up, out may alias gate or up. */
+    void (*swiglu)(const float *gate, const float *up, float *out, int64_t n);
+    void (*add)(float *x, const float *y, int64_t n);
+    float (*max)(const float *x, int64_t n);
+    /* x = exp(x - m); returns the sum of the new x. */
+    float (*exp_sum)(float *x, int64_t n, float m);
+    void (*scale)(float *x, float s, int64_t n);
+} tfm_cpu_kernels;
+
+const tfm_cpu_kernels *tfm_cpu_kernels_generic(void);
+/* NULL when not compiled in (non-x86 builds); callers check the CPU first (cpu_features.h). */
+const tfm_cpu_kernels *tfm_cpu_kernels_avx2(void);
+const tfm_cpu_kernels *tfm_cpu_kernels_avx512(void);
+
+/* Bytes of one weight row of `cols` elements in `dtype`; 0 if the dtype is not a weight type or cols
+ * is not a multiple of its block size. */
+size_t tfm_cpu_row_bytes(tfm_dtype dtype, int64_t cols);
+
+#endif /* TFM_CPU_KERNELS_H */

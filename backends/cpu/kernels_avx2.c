@@ -1,0 +1,295 @@
+/* kernels_avx2.c — AVX2 + F16C + FMA kernels for x86-64 CPUs without AVX-512. Compiled with those
+ * instruction sets enabled (backends/cpu/meson.build); used only when the CPU has them.
+ *
+ * AVX2 has no masked 16-bit loads: a tail shorter than a vector is copied into a zero-padded
+ * buffer and goes through the same vector code, so an element is computed the same way wherever
+ * it sits. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "half.h"
+#include "kernels.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE __m256 ld_f32(const void *p, int64_t i) {
+    return _mm256_loadu_ps((const float *)p + i);
+}
+ALWAYS_INLINE __m256 ld_f16(const void *p, int64_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+}
+ALWAYS_INLINE __m256 ld_bf16(const void *p, int64_t i) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+/* Loads the last `left` (< 8) elements as f32 into a zero-padded vector. */
+ALWAYS_INLINE __m256 ld_tail_f32(const void *p, int64_t i, int64_t left) {
+    float tmp[8] = {0};
+    memcpy(tmp, (const float *)p + i, (size_t)left * sizeof(float));
+    return _mm256_loadu_ps(tmp);
+}
+ALWAYS_INLINE __m256 ld_tail_f16(const void *p, int64_t i, int64_t left) {
+    uint16_t tmp[8] = {0};
+    memcpy(tmp, (const uint16_t *)p + i, (size_t)left * 2);
+    return ld_f16(tmp, 0);
+}
+ALWAYS_INLINE __m256 ld_tail_bf16(const void *p, int64_t i, int64_t left) {
+    uint16_t tmp[8] = {0};
+    memcpy(tmp, (const uint16_t *)p + i, (size_t)left * 2);
+    return ld_bf16(tmp, 0);
+}
+
+ALWAYS_INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+#define DEFINE_ROW_DOT(NAME, LD, LDT)                                                             \
+    ALWAYS_INLINE void NAME(const void *w, int64_t cols, const float *x, size_t ldx, int NT,      \
+                            float *out) {                                                         \
+        __m256 acc[TFM_CPU_MATVEC_MAX_TOKENS][4];                                                 \
+        for (int t = 0; t < NT; t++)                                                              \
+            for (int u = 0; u < 4; u++)                                                           \
+                acc[t][u] = _mm256_setzero_ps();                                                  \
+        int64_t i = 0;                                                                            \
+        for (; i + 32 <= cols; i += 32) {                                                         \
+            __m256 wv[4];                                                                         \
+            for (int u = 0; u < 4; u++)                                                           \
+                wv[u] = LD(w, i + 8 * u);                                                         \
+            for (int t = 0; t < NT; t++)                                                          \
+                for (int u = 0; u < 4; u++)                                                       \
+                    acc[t][u] = _mm256_fmadd_ps(wv[u], _mm256_loadu_ps(x + (size_t)t * ldx + i + 8 * u), \
+                                                acc[t][u]);                                       \
+        }                                                                                         \
+        int u = 0;                                                                                \
+        for (; i + 8 <= cols; i += 8, u++) {                                                      \
+            __m256 wv = LD(w, i);                                                                 \
+            for (int t = 0; t < NT; t++)                                                          \
+                acc[t][u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (size_t)t * ldx + i), acc[t][u]); \
+        }                                                                                         \
+        if (i < cols) {                                                                           \
+            __m256 wv = LDT(w, i, cols - i);                                                      \
+            for (int t = 0; t < NT; t++)                                                          \
+                acc[t][u] = _mm256_fmadd_ps(wv, ld_tail_f32(x + (size_t)t * ldx, i, cols - i), acc[t][u]); \
+        }                                                                                         \
+        for (int t = 0; t < NT; t++)                                                              \
+            out[t] = hsum(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]),                      \
+                                        _mm256_add_ps(acc[t][2], acc[t][3])));                    \
+    }
+DEFINE_ROW_DOT(row_dot_f32, ld_f32, ld_tail_f32)
+DEFINE_ROW_DOT(row_dot_f16, ld_f16, ld_tail_f16)
+DEFINE_ROW_DOT(row_dot_bf16, ld_bf16, ld_tail_bf16)
+
+#define DEFINE_MATVEC(NAME, ROW_DOT)                                                              \
+    ALWAYS_INLINE void NAME##_nt(const void *w, size_t row_bytes, int64_t cols, int64_t r0,       \
+                                 int64_t r1, const float *x, size_t ldx, int NT, float *y,        \
+                                 size_t ldy) {                                                    \
+        for (int64_t r = r0; r < r1; r++) {                                                       \
+            float out[TFM_CPU_MATVEC_MAX_TOKENS];                                                 \
+            ROW_DOT((const char *)w + (size_t)r * row_bytes, cols, x, ldx, NT, out);              \
+            for (int t = 0; t < NT; t++)                                                          \
+                y[(size_t)t * ldy + (size_t)r] = out[t];                                          \
+        }                                                                                         \
+    }                                                                                             \
+    static void NAME(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,       \
+                     const float *x, size_t ldx, int nt, float *y, size_t ldy) {                  \
+        switch (nt) {                                                                             \
+        case 1: NAME##_nt(w, row_bytes, cols, r0, r1, x, ldx, 1, y, ldy); break;                  \
+        case 2: NAME##_nt(w, row_bytes, cols, r0, r1, x, ldx, 2, y, ldy); break;                  \
+        case 3: NAME##_nt(w, row_bytes, cols, r0, r1, x, ldx, 3, y, ldy); break;                  \
+        default: NAME##_nt(w, row_bytes, cols, r0, r1, x, ldx, 4, y, ldy); break;                 \
+        }                                                                                         \
+    }
+DEFINE_MATVEC(matvec_f32, row_dot_f32)
+DEFINE_MATVEC(matvec_f16, row_dot_f16)
+DEFINE_MATVEC(matvec_bf16, row_dot_bf16)
+
+#define DEFINE_DOT(NAME, ROW_DOT)                                      \
+    static float NAME(const float *x, const void *v, int64_t n) {      \
+        float out[1];                                                  \
+        ROW_DOT(v, n, x, 0, 1, out);                                   \
+        return out[0];                                                 \
+    }
+DEFINE_DOT(dot_f32, row_dot_f32)
+DEFINE_DOT(dot_f16, row_dot_f16)
+DEFINE_DOT(dot_bf16, row_dot_bf16)
+
+#define DEFINE_AXPY(NAME, LD, LDT)                                                  \
+    static void NAME(float a, const void *v, float *y, int64_t n) {                 \
+        __m256 av = _mm256_set1_ps(a);                                              \
+        int64_t i = 0;                                                              \
+        for (; i + 8 <= n; i += 8)                                                  \
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, LD(v, i), _mm256_loadu_ps(y + i))); \
+        if (i < n) {                                                                \
+            float tmp[8];                                                           \
+            _mm256_storeu_ps(tmp, _mm256_fmadd_ps(av, LDT(v, i, n - i), ld_tail_f32(y, i, n - i))); \
+            memcpy(y + i, tmp, (size_t)(n - i) * sizeof(float));                    \
+        }                                                                           \
+    }
+DEFINE_AXPY(axpy_f32, ld_f32, ld_tail_f32)
+DEFINE_AXPY(axpy_f16, ld_f16, ld_tail_f16)
+DEFINE_AXPY(axpy_bf16, ld_bf16, ld_tail_bf16)
+
+#define DEFINE_TO_F32(NAME, LD, LDT)                                      \
+    static void NAME(const void *src, float *dst, int64_t n) {            \
+        int64_t i = 0;                                                    \
+        for (; i + 8 <= n; i += 8)                                        \
+            _mm256_storeu_ps(dst + i, LD(src, i));                        \
+        if (i < n) {                                                      \
+            float tmp[8];                                                 \
+            _mm256_storeu_ps(tmp, LDT(src, i, n - i));                    \
+            memcpy(dst + i, tmp, (size_t)(n - i) * sizeof(float));        \
+        }                                                                 \
+    }
+DEFINE_TO_F32(f32_to_f32, ld_f32, ld_tail_f32)
+DEFINE_TO_F32(f16_to_f32, ld_f16, ld_tail_f16)
+DEFINE_TO_F32(bf16_to_f32, ld_bf16, ld_tail_bf16)
+
+static void f32_from_f32(const float *src, void *dst, int64_t n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
+static void f16_from_f32(const float *src, void *dst, int64_t n) {
+    uint16_t *d = dst;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(d + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) /* the scalar conversion rounds identically */
+        d[i] = tfm_f32_to_f16(src[i]);
+}
+
+static void bf16_from_f32(const float *src, void *dst, int64_t n) {
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++)
+        d[i] = tfm_f32_to_bf16(src[i]);
+}
+
+/* exp(x): 2^k * p(r), r = x - k ln2, degree-6 polynomial; 0 below -87.3, clamped above 88.3. */
+ALWAYS_INLINE __m256 vexp(__m256 x) {
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3f)), _mm256_set1_ps(-87.3f));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.428606765330187e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+
+static float sum_squares(const float *x, int64_t n) {
+    return dot_f32(x, x, n);
+}
+
+static void scale_mul(const float *x, float s, const float *g, float *y, int64_t n) {
+    __m256 sv = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sv), _mm256_loadu_ps(g + i)));
+    for (; i < n; i++) /* same operations, same rounding, one lane at a time */
+        y[i] = x[i] * s * g[i];
+}
+
+ALWAYS_INLINE __m256 swiglu8(__m256 g, __m256 u) {
+    __m256 e = vexp(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
+static void swiglu(const float *gate, const float *up, float *out, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+    if (i < n) {
+        float tmp[8];
+        _mm256_storeu_ps(tmp, swiglu8(ld_tail_f32(gate, i, n - i), ld_tail_f32(up, i, n - i)));
+        memcpy(out + i, tmp, (size_t)(n - i) * sizeof(float));
+    }
+}
+
+static void add(float *x, const float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        x[i] += y[i];
+}
+
+static float max_f32(const float *x, int64_t n) {
+    float m = -INFINITY;
+    int64_t i = 0;
+    if (n >= 8) {
+        __m256 mv = _mm256_set1_ps(-INFINITY);
+        for (; i + 8 <= n; i += 8)
+            mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+        float tmp[8];
+        _mm256_storeu_ps(tmp, mv);
+        for (int k = 0; k < 8; k++)
+            m = tmp[k] > m ? tmp[k] : m;
+    }
+    for (; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static float exp_sum(float *x, int64_t n, float mx) {
+    __m256 mv = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = vexp(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        _mm256_storeu_ps(x + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    if (i < n) {
+        float tmp[8];
+        __m256 e = vexp(_mm256_sub_ps(ld_tail_f32(x, i, n - i), mv));
+        __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)),
+                                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+        e = _mm256_and_ps(e, keep);
+        _mm256_storeu_ps(tmp, e);
+        memcpy(x + i, tmp, (size_t)(n - i) * sizeof(float));
+        sum = _mm256_add_ps(sum, e);
+    }
+    return hsum(sum);
+}
+
+static void scale(float *x, float s, int64_t n) {
+    int64_t i = 0;
+    __m256 sv = _mm256_set1_ps(s);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), sv));
+    for (; i < n; i++)
+        x[i] *= s;
+}
+
+static const tfm_cpu_kernels avx2_kernels = {
+    .name = "avx2",
+    .matvec = {[TFM_DTYPE_F32] = matvec_f32, [TFM_DTYPE_F16] = matvec_f16, [TFM_DTYPE_BF16] = matvec_bf16},
+    .to_f32 = {[TFM_DTYPE_F32] = f32_to_f32, [TFM_DTYPE_F16] = f16_to_f32, [TFM_DTYPE_BF16] = bf16_to_f32},
+    .from_f32 = {[TFM_DTYPE_F32] = f32_from_f32, [TFM_DTYPE_F16] = f16_from_f32,
+                 [TFM_DTYPE_BF16] = bf16_from_f32},
+    .dot = {[TFM_DTYPE_F32] = dot_f32, [TFM_DTYPE_F16] = dot_f16, [TFM_DTYPE_BF16] = dot_bf16},
+    .axpy = {[TFM_DTYPE_F32] = axpy_f32, [TFM_DTYPE_F16] = axpy_f16, [TFM_DTYPE_BF16] = axpy_bf16},
+    .sum_squares = sum_squares,
+    .scale_mul = scale_mul,
+    .swiglu = swiglu,
+    .add = add,
+    .max = max_f32,
+    .exp_sum = exp_sum,
+    .scale = scale,
+};
+
+const tfm_cpu_kernels *tfm_cpu_kernels_avx2(void) {
+    return &avx2_kernels;
+}

@@ -1,0 +1,86 @@
+/* matmul.c — y[n][rows] = x[n][cols] · wᵀ.
+ *
+ * Few activation rows (decode): our matrix-vector kernels stream the weight once, threads splitting
+ * it by rows. Many rows (prompt): single-threaded OpenBLAS sgemm on fixed tiles of weight rows, one
+ * tile per pool turn; f16/bf16 (and block-quantised) tiles are first widened to f32 in the thread's
+ * scratch, so no f32 copy of a whole matrix ever exists. Fixed tiles keep every output element's
+ * computation independent of the thread count. */
+#include <cblas.h>
+
+#include "cpu_internal.h"
+
+/* Rows per pool chunk of the matrix-vector path: a small block stays in L1/L2 while up to
+ * TFM_CPU_MATVEC_MAX_TOKENS activation rows at a time pass over it. */
+#define MATVEC_CHUNK_ROWS 16
+
+/* At most this many activation rows take the matrix-vector path (bench_matvec measures the
+ * crossover with sgemm). */
+#define MATVEC_MAX_N 8
+
+/* Weight rows per sgemm call. */
+#define GEMM_TILE_ROWS 128
+
+typedef struct matmul_job {
+    tfm_backend *be;
+    const tfm_weight *w;
+    size_t row_bytes;
+    const float *x;
+    float *y;
+    int n;
+} matmul_job;
+
+static void matvec_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const matmul_job *j = ctx;
+    const tfm_weight *w = j->w;
+    tfm_matvec_fn fn = j->be->k->matvec[w->dtype];
+    int64_t r_end = end * MATVEC_CHUNK_ROWS < w->rows ? end * MATVEC_CHUNK_ROWS : w->rows;
+    for (int64_t r0 = begin * MATVEC_CHUNK_ROWS; r0 < r_end; r0 += MATVEC_CHUNK_ROWS) {
+        int64_t r1 = r0 + MATVEC_CHUNK_ROWS < r_end ? r0 + MATVEC_CHUNK_ROWS : r_end;
+        for (int t0 = 0; t0 < j->n; t0 += TFM_CPU_MATVEC_MAX_TOKENS) {
+            int nt = j->n - t0 < TFM_CPU_MATVEC_MAX_TOKENS ? j->n - t0 : TFM_CPU_MATVEC_MAX_TOKENS;
+            fn(w->data, j->row_bytes, w->cols, r0, r1, j->x + (size_t)t0 * (size_t)w->cols, (size_t)w->cols, nt,
+               j->y + (size_t)t0 * (size_t)w->rows, (size_t)w->rows);
+        }
+    }
+}
+
+static void gemm_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
+    const matmul_job *j = ctx;
+    const tfm_weight *w = j->w;
+    for (int64_t tile = begin; tile < end; tile++) {
+        int64_t r0 = tile * GEMM_TILE_ROWS;
+        int64_t nr = w->rows - r0 < GEMM_TILE_ROWS ? w->rows - r0 : GEMM_TILE_ROWS;
+        const char *src = (const char *)w->data + (size_t)r0 * j->row_bytes;
+        const float *b;
+        if (w->dtype == TFM_DTYPE_F32) {
+            b = (const float *)src;
+        } else {
+            float *tmp = j->be->scratch[thread];
+            j->be->k->to_f32[w->dtype](src, tmp, nr * w->cols);
+            b = tmp;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)nr, (int)w->cols, 1.0f, j->x,
+                    (int)w->cols, b, (int)w->cols, 0.0f, j->y + r0, (int)w->rows);
+    }
+}
+
+tfm_status tfm_cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
+    matmul_job job = {be, w, tfm_cpu_row_bytes(w->dtype, w->cols), x, y, n};
+    if (job.row_bytes == 0)
+        return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul weight has %lld columns",
+                             (long long)w->cols);
+    if (n <= MATVEC_MAX_N) {
+        int64_t chunks = (w->rows + MATVEC_CHUNK_ROWS - 1) / MATVEC_CHUNK_ROWS;
+        tfm_pool_run(be->pool, matvec_chunk, &job, chunks, 0);
+        return TFM_OK;
+    }
+    if (w->dtype != TFM_DTYPE_F32) {
+        tfm_status st = tfm_cpu_reserve_scratch(be, (size_t)GEMM_TILE_ROWS * (size_t)w->cols);
+        if (st != TFM_OK)
+            return st;
+    }
+    int64_t tiles = (w->rows + GEMM_TILE_ROWS - 1) / GEMM_TILE_ROWS;
+    tfm_pool_run(be->pool, gemm_chunk, &job, tiles, 1);
+    return TFM_OK;
+}
