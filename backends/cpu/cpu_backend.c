@@ -88,6 +88,10 @@ static tfm_status cpu_init(const tfm_backend_init_params *params, const tfm_back
     }
     be->n_threads = n > 0 ? n : online_cores();
     be->k = tfm_cpu_pick_kernels();
+    be->matvec_max_n = TFM_CPU_DEFAULT_MATVEC_MAX_N;
+    const char *env = getenv("TFM_CPU_MATVEC_MAX_N");
+    if (env && *env)
+        be->matvec_max_n = atoi(env);
     be->scratch = calloc((size_t)be->n_threads, sizeof *be->scratch);
     be->pool = be->scratch ? tfm_pool_create(be->n_threads) : NULL;
     if (!be->pool) {

@@ -14,6 +14,9 @@ struct tfm_backend {
     const tfm_cpu_kernels *k;
     tfm_thread_pool *pool;
     int n_threads;
+    /* Up to this many activation rows use the matrix-vector kernels, more use sgemm tiles
+     * (TFM_CPU_MATVEC_MAX_N overrides it, for measurements). */
+    int matvec_max_n;
     /* One operation at a time: sessions on different threads may share a backend instance. */
     pthread_mutex_t lock;
     /* Per-thread scratch (f32 tiles of converted weights, attention scores), grown on demand. */

@@ -17,6 +17,10 @@
 /* The matrix-vector kernels handle up to this many activation rows per pass over the weights. */
 #define TFM_CPU_MATVEC_MAX_TOKENS 4
 
+/* Default largest activation count that takes the matrix-vector path instead of sgemm
+ * (tests/ops/bench_matvec measures the crossover). */
+#define TFM_CPU_DEFAULT_MATVEC_MAX_N 8
+
 /* y[t*ldy + r] = dot(weight row r, x + t*ldx) for r in [r0, r1) and t in [0, nt), nt <= 4.
  * `w` is the start of the whole weight, rows of `row_bytes` bytes holding `cols` elements. */
 typedef void (*tfm_matvec_fn)(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,

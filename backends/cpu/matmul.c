@@ -13,10 +13,6 @@
  * TFM_CPU_MATVEC_MAX_TOKENS activation rows at a time pass over it. */
 #define MATVEC_CHUNK_ROWS 16
 
-/* At most this many activation rows take the matrix-vector path (bench_matvec measures the
- * crossover with sgemm). */
-#define MATVEC_MAX_N 8
-
 /* Weight rows per sgemm call. */
 #define GEMM_TILE_ROWS 128
 
@@ -70,7 +66,7 @@ tfm_status tfm_cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, 
     if (job.row_bytes == 0)
         return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul weight has %lld columns",
                              (long long)w->cols);
-    if (n <= MATVEC_MAX_N) {
+    if (n <= be->matvec_max_n) {
         int64_t chunks = (w->rows + MATVEC_CHUNK_ROWS - 1) / MATVEC_CHUNK_ROWS;
         tfm_pool_run(be->pool, matvec_chunk, &job, chunks, 0);
         return TFM_OK;
