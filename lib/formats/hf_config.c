@@ -269,7 +269,7 @@ tfm_status hf_config_parse(const char *json, size_t len, const char *label, hf_c
 
     tfm_hparams *hp = &out->hp;
     const double def_eps = 1e-6, def_theta = 10000.0;
-    double eps, theta;
+    double eps = def_eps, theta = def_theta;
     if ((st = parse_architecture(root, label, out)) != TFM_OK || (st = check_unsupported(root, label)) != TFM_OK ||
         (st = parse_sizes(root, label, out)) != TFM_OK ||
         (st = get_float(root, "rms_norm_eps", label, &def_eps, 0.0, 0.5, &eps)) != TFM_OK ||

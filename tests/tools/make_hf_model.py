@@ -69,7 +69,9 @@ def head_dim(cfg):
 
 def make_weights(cfg, seed=0):
     """HF-named float32 weights. Matrices have std 1/sqrt(fan_in) so activations stay O(1); the head
-    has std 3/sqrt(hidden) so the logits are peaked (greedy choices far from ties)."""
+    has std 3/sqrt(hidden) so the logits are peaked (greedy choices far from ties). A tied embedding
+    is small (std 0.05) so that a token's own row does not dominate the residual stream, and the
+    final norm's gain makes up for it in the logits: with std 1 greedy decoding only repeats."""
     rng = np.random.default_rng(seed)
     d, ff, v = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
     hd = head_dim(cfg)
@@ -81,7 +83,9 @@ def make_weights(cfg, seed=0):
     def norm(n):
         return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
 
-    w = {"model.embed_tokens.weight": rng.standard_normal((v, d)).astype(np.float32)}
+    tied = bool(cfg.get("tie_word_embeddings"))
+    embed_std = 0.05 if tied else 1.0
+    w = {"model.embed_tokens.weight": (embed_std * rng.standard_normal((v, d))).astype(np.float32)}
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         w[p + "input_layernorm.weight"] = norm(d)
@@ -93,7 +97,7 @@ def make_weights(cfg, seed=0):
         w[p + "mlp.gate_proj.weight"] = mat(ff, d)
         w[p + "mlp.up_proj.weight"] = mat(ff, d)
         w[p + "mlp.down_proj.weight"] = mat(d, ff)
-    w["model.norm.weight"] = norm(d)
+    w["model.norm.weight"] = norm(d) * (3.0 / (embed_std * np.sqrt(d)) if tied else 1.0)
     if not cfg.get("tie_word_embeddings"):
         w["lm_head.weight"] = (3.0 * rng.standard_normal((v, d)) / np.sqrt(d)).astype(np.float32)
     return w
@@ -103,8 +107,10 @@ def shard_names(n):
     return [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
 
 
-def write_hf_dir(out_dir, cfg, weights, dtype="F32", shards=1, generation_config=True, align=8):
-    """Writes a HF directory. `weights`: name -> float32 array (all tensors stored in `dtype`)."""
+def write_hf_dir(out_dir, cfg, weights, dtype="F32", shards=1, generation_config=True, align=8,
+                 norm_dtype=None):
+    """Writes a HF directory. `weights`: name -> float32 array, stored in `dtype`; 1-D tensors (the
+    norm gains) in `norm_dtype` when given (as a GGUF file keeps them in f32)."""
     os.makedirs(out_dir, exist_ok=True)
     cfg = dict(cfg, torch_dtype=TORCH_DTYPE.get(dtype, "float32"))
     with open(os.path.join(out_dir, "config.json"), "w") as f:
@@ -113,7 +119,10 @@ def write_hf_dir(out_dir, cfg, weights, dtype="F32", shards=1, generation_config
         with open(os.path.join(out_dir, "generation_config.json"), "w") as f:
             json.dump({"bos_token_id": cfg.get("bos_token_id"), "eos_token_id": cfg.get("eos_token_id"),
                        "do_sample": False}, f, indent=2)
-    stored = {name: (dtype, safetensors_np.encode(arr, dtype)) for name, arr in weights.items()}
+    def dtype_of(arr):
+        return norm_dtype if norm_dtype and np.ndim(arr) == 1 else dtype
+
+    stored = {name: (dtype_of(arr), safetensors_np.encode(arr, dtype_of(arr))) for name, arr in weights.items()}
     if shards <= 1:
         safetensors_np.write(os.path.join(out_dir, "model.safetensors"), stored, {"format": "pt"}, align)
         return

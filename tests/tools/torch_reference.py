@@ -90,8 +90,12 @@ def rotate_half(x):
 
 
 class LlamaReference:
-    def __init__(self, cfg, weights):
+    """`pairing`: "half" is HF's rotate_half (the HF layout); "adjacent" rotates (x[2i], x[2i+1]) as
+    llama.cpp does for GGUF Llama weights, whose Q/K rows are permuted to match."""
+
+    def __init__(self, cfg, weights, pairing="half"):
         self.cfg = cfg
+        self.pairing = pairing
         self.w = {k: torch.as_tensor(np.asarray(v), dtype=DT) for k, v in weights.items()}
         self.n_head = cfg["num_attention_heads"]
         self.n_kv = cfg.get("num_key_value_heads") or self.n_head
@@ -104,17 +108,23 @@ class LlamaReference:
             self.head = self.w["lm_head.weight"]
 
     @classmethod
-    def from_hf_dir(cls, path):
+    def from_hf_dir(cls, path, **kwargs):
         with open(os.path.join(path, "config.json")) as f:
             cfg = json.load(f)
-        return cls(cfg, read_hf_weights(path))
+        return cls(cfg, read_hf_weights(path), **kwargs)
 
     def rmsnorm(self, x, weight):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * weight
 
     def rope(self, x, pos):
-        # x [heads, T, hd]; HF concatenates the frequencies twice: element i and i + hd/2 share one
+        # x [heads, T, hd]
         freqs = pos[:, None].to(DT) * self.inv_freq[None, :]
+        if self.pairing == "adjacent":
+            pairs = x.reshape(*x.shape[:-1], -1, 2)
+            a, b = pairs[..., 0], pairs[..., 1]
+            cos, sin = freqs.cos(), freqs.sin()
+            return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).reshape(x.shape)
+        # HF concatenates the frequencies twice: element i and i + hd/2 share one
         emb = torch.cat((freqs, freqs), dim=-1)
         return x * emb.cos() + rotate_half(x) * emb.sin()
 
