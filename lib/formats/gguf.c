@@ -355,8 +355,8 @@ static tfm_status parse_kv(reader *r, gguf_kv *kv, uint64_t i)
     if (st) return st;
     if (kv->key.len == 0 || has_nul(kv->key))
         return tfm_error(TFM_E_FORMAT, "%s: GGUF kv %" PRIu64 " key at offset %" PRIu64
-                         " is %s, expected a non-empty name without NUL bytes",
-                         r->label, i, at, kv->key.len ? "contains a NUL byte" : "empty");
+                         " %s, expected a non-empty name without NUL bytes",
+                         r->label, i, at, kv->key.len ? "contains a NUL byte" : "is empty");
     shown key = show(kv->key);
 
     uint64_t type_at = r->pos;
@@ -428,8 +428,8 @@ static tfm_status parse_tensor_info(reader *r, gguf_tensor *t, uint64_t i)
     if (st) return st;
     if (t->name.len == 0 || has_nul(t->name))
         return tfm_error(TFM_E_FORMAT, "%s: GGUF tensor %" PRIu64 " name at offset %" PRIu64
-                         " is %s, expected a non-empty name without NUL bytes",
-                         r->label, i, at, t->name.len ? "contains a NUL byte" : "empty");
+                         " %s, expected a non-empty name without NUL bytes",
+                         r->label, i, at, t->name.len ? "contains a NUL byte" : "is empty");
     shown name = show(t->name);
 
     uint64_t dims_at = r->pos;

@@ -109,6 +109,21 @@ static tfm_status get_float(const gguf_file *f, const char *label, const char *k
     return TFM_OK;
 }
 
+/* A file string made printable for messages: at most 48 bytes, other bytes as '?'. */
+typedef struct { char s[52]; } printable;
+static printable show(gguf_str str)
+{
+    printable out;
+    size_t n = str.len < 48 ? (size_t)str.len : 48;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)str.ptr[i];
+        out.s[i] = (c >= 32 && c < 127) ? (char)c : '?';
+    }
+    if (str.len > 48) { memcpy(out.s + n, "...", 3); n += 3; }
+    out.s[n] = 0;
+    return out;
+}
+
 static int str_eq(gguf_str s, const char *c)
 {
     size_t n = strlen(c);
@@ -128,8 +143,8 @@ static tfm_status read_rope_scaling(const gguf_file *f, const char *label, tfm_h
         if (str_eq(type, "none"))
             return TFM_OK;
         if (!str_eq(type, "linear"))
-            return tfm_error(TFM_E_UNSUPPORTED, "%s: GGUF rope scaling type '%.*s' is not supported (none, linear)",
-                             label, (int)(type.len > 32 ? 32 : type.len), type.ptr);
+            return tfm_error(TFM_E_UNSUPPORTED, "%s: GGUF rope scaling type '%s' is not supported (none, linear)",
+                             label, show(type).s);
         tfm_status st = get_float(f, label, "llama.rope.scaling.factor", 1, 0, 1e6, &hp->rope_factor);
         if (st) return st;
         hp->rope_scaling = TFM_ROPE_SCALING_LINEAR;
@@ -387,9 +402,9 @@ static tfm_status bind_tensors(binder *b, const tfm_hparams *hp, tfm_model_sourc
         const gguf_tensor *t = &b->f->tensors[i];
         if (str_eq(t->name, "rope_freqs.weight"))
             continue;
-        return tfm_error(TFM_E_UNSUPPORTED, "%s: GGUF tensor '%.*s' (tensor %" PRIu64 ") is not part of the llama "
+        return tfm_error(TFM_E_UNSUPPORTED, "%s: GGUF tensor '%s' (tensor %" PRIu64 ") is not part of the llama "
                          "architecture libtfm implements (biases, experts and extra blocks are not supported)",
-                         b->label, (int)t->name.len, t->name.ptr, i);
+                         b->label, show(t->name).s, i);
     }
     return TFM_OK;
 }
@@ -408,15 +423,9 @@ static tfm_status describe(const gguf_file *f, const char *label, gguf_model_sta
     if (!gguf_get_str(f, "general.architecture", &arch))
         return tfm_error(TFM_E_FORMAT, "%s: GGUF key 'general.architecture' has type %s, expected string", label,
                          kv_type_name(arch_kv));
-    if (!str_eq(arch, "llama")) {
-        char shown_arch[33];
-        size_t n = arch.len < 32 ? (size_t)arch.len : 32;
-        for (size_t i = 0; i < n; i++)
-            shown_arch[i] = (arch.ptr[i] >= 32 && arch.ptr[i] < 127) ? arch.ptr[i] : '?';
-        shown_arch[n] = 0;
+    if (!str_eq(arch, "llama"))
         return tfm_error(TFM_E_UNSUPPORTED, "%s: GGUF architecture '%s' is not supported (supported: llama)", label,
-                         shown_arch);
-    }
+                         show(arch).s);
     snprintf(out->architecture, sizeof(out->architecture), "llama");
     gguf_str name;
     if (gguf_get_str(f, "general.name", &name)) {
