@@ -9,10 +9,13 @@ issue's f32 bound (1e-4), tighter than its 1e-2 for bf16.
 
 Checks per model: logits of every position for prompts of 1, 9 and 48 tokens; a 16-token greedy
 continuation (one token per eval) identical to the reference's; model info (format, tied head,
-heads, head_dim, context). Plus: a sharded copy gives bit-identical logits; and the comparison can
-fail — the reference with the wrong RoPE pairing or without the llama3 scaling is far off.
+heads, head_dim, context). Plus: a sharded copy gives bit-identical logits; the comparison can
+fail — the reference with the wrong RoPE pairing or without the llama3 scaling is far off; and the
+directory's tokenizer.model becomes the model's tokenizer.
 """
 import os
+import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -137,3 +140,27 @@ def test_comparison_can_fail(models):
     unscaled = LlamaReference(dict(right.cfg, rope_scaling=None), {k: v.numpy() for k, v in right.w.items()})
     err = rel_err(ours, unscaled.logits(ids).numpy())
     assert err > 100 * TOL, f"reference without llama3 scaling only {err:.3g} away"
+
+
+def test_tokenizer_from_directory(models, tmp_path):
+    """A SentencePiece tokenizer.model in the directory is the model's tokenizer, encoding as the
+    sentencepiece library does; a directory without tokenizer files gives a model without one."""
+    spm = pytest.importorskip("sentencepiece")
+    tools = os.path.join(HERE, "..", "tools")
+    subprocess.run([sys.executable, os.path.join(tools, "train_spm.py"), str(tmp_path), "--vocab-size", "1000"],
+                   check=True, capture_output=True)
+    path = str(tmp_path / "with-tokenizer")
+    make_hf_model.make_hf_model(path, "llama2-mha", "F32", 1, seed=7, vocab_size=1000, eos_token_id=2)
+    shutil.copy(tmp_path / "kjv-bpe1000.model", os.path.join(path, "tokenizer.model"))
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "kjv-bpe1000.model"))
+    text = "In the beginning God created the heaven and the earth."
+    with tfm.Model(path) as m:
+        tok = m.tokenizer()
+        assert tok is not None
+        vocab, bos, eos, encode = tok
+        assert (vocab, bos, eos) == (1000, 1, 2)
+        assert encode(text) == [1] + sp.encode(text)
+        with m.session(N_CTX) as s:  # the ids run through the model
+            s.eval(encode(text))
+    with tfm.Model(models["llama2-mha-f32"]) as m:
+        assert m.tokenizer() is None

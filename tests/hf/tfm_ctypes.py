@@ -13,6 +13,7 @@ STATUS_NAMES = {0: "TFM_OK", 1: "TFM_E_INVALID_ARGUMENT", 2: "TFM_E_IO", 3: "TFM
                 4: "TFM_E_UNSUPPORTED", 5: "TFM_E_OOM"}
 TFM_DTYPE_F32 = 0
 TFM_LOGITS_LAST, TFM_LOGITS_ALL = 0, 1
+TFM_TOKENIZE_ADD_BOS = 1
 
 
 class SessionParams(C.Structure):
@@ -52,6 +53,12 @@ def _load():
         "tfm_tensor_ndim": ([P], C.c_int),
         "tfm_tensor_dim": ([P, C.c_int], C.c_int64),
         "tfm_tensor_data": ([P], P),
+        "tfm_model_tokenizer": ([P], P),
+        "tfm_tokenizer_vocab_size": ([P], C.c_int32),
+        "tfm_tokenizer_bos": ([P], C.c_int32),
+        "tfm_tokenizer_eos": ([P], C.c_int32),
+        "tfm_tokenize": ([P, C.c_char_p, C.c_size_t, C.c_uint32, C.POINTER(C.c_int32), C.c_size_t,
+                          C.POINTER(C.c_size_t)], C.c_int),
     }
     for name, (args, res) in sigs.items():
         fn = getattr(lib, name)
@@ -103,6 +110,23 @@ class Model:
             v = getattr(info, name)
             setattr(out, name, v.decode() if isinstance(v, bytes) else v)
         return out
+
+    def tokenizer(self):
+        """(vocab size, bos, eos, encode function) of the model's tokenizer, or None."""
+        tok = lib.tfm_model_tokenizer(self.h)
+        if not tok:
+            return None
+
+        def encode(text, add_bos=True):
+            data = text.encode()
+            ids = (C.c_int32 * (len(data) + 8))()
+            n = C.c_size_t()
+            st = lib.tfm_tokenize(tok, data, len(data), TFM_TOKENIZE_ADD_BOS if add_bos else 0, ids, len(ids),
+                                  C.byref(n))
+            if st != TFM_OK:
+                raise TfmError(st, last_error())
+            return list(ids[:n.value])
+        return (lib.tfm_tokenizer_vocab_size(tok), lib.tfm_tokenizer_bos(tok), lib.tfm_tokenizer_eos(tok), encode)
 
     def session(self, n_ctx=256):
         return Session(self, n_ctx)
