@@ -202,21 +202,48 @@ static tfm_status read_rope_freqs(const gguf_file *f, const char *label, tfm_hpa
     tfm_status st = get_int(f, label, "llama.rope.scaling.original_context_length", 0, 1, 1 << 24, &orig);
     if (st) return st;
 
-    /* s = a / wavelen - b over the smooth region; fit a, b through its two extreme points */
-    int first = -1, last = -1;
+    /*
+     * With s = a / wavelen - b, find a and b. Entries are classified as 1 (short wavelengths), `factor`
+     * (long ones) or in between (the smooth band); the band's extreme entries give a and b. When the
+     * band holds fewer than two entries the parameters are not unique, and any band lying between the
+     * neighbouring entries reproduces the table exactly: its edges are put well inside those gaps.
+     */
+    int first = -1, last = -1, last_one = -1, first_full = -1;
     for (int i = 0; i < half; i++) {
-        if (fi[i] > 1.0 + 1e-6 && fi[i] < factor * (1.0 - 1e-6)) {
-            if (first < 0) first = i;
-            last = i;
-        }
+        if (fi[i] <= 1.0 + 1e-6) last_one = i;
+        else if (fi[i] >= factor * (1.0 - 1e-6)) { if (first_full < 0) first_full = i; }
+        else { if (first < 0) first = i; last = i; }
     }
-    if (first < 0 || first == last || !(factor > 1.0))
+    if (!(factor > 1.0))
         goto unsupported;
-    double s0 = (1.0 / fi[first] - 1.0 / factor) / (1.0 - 1.0 / factor);
-    double s1 = (1.0 / fi[last] - 1.0 / factor) / (1.0 - 1.0 / factor);
-    double a = (s0 - s1) / (1.0 / wl[first] - 1.0 / wl[last]);
-    double b = a / wl[first] - s0;
-    if (!(a > 0) || !(b > 0))
+    if (last_one < 0 && first < 0) {
+        /* every frequency divided by the same factor: linear scaling */
+        hp->rope_scaling = TFM_ROPE_SCALING_LINEAR;
+        hp->rope_factor = (float)factor;
+        return TFM_OK;
+    }
+    double w_one = last_one >= 0 ? wl[last_one] : wl[0] / 4;             /* last wavelength kept as is */
+    double w_full = first_full >= 0 ? wl[first_full] : wl[half - 1] * 4; /* first one fully divided */
+    double a, b;
+    if (first >= 0 && first != last) {
+        double s0 = (1.0 / fi[first] - 1.0 / factor) / (1.0 - 1.0 / factor);
+        double s1 = (1.0 / fi[last] - 1.0 / factor) / (1.0 - 1.0 / factor);
+        a = (s0 - s1) / (1.0 / wl[first] - 1.0 / wl[last]);
+        b = a / wl[first] - s0;
+    } else if (first >= 0) {
+        /* one entry k in the band: its upper edge (s = 1) half-way (geometrically) to the previous entry */
+        double sk = (1.0 / fi[first] - 1.0 / factor) / (1.0 - 1.0 / factor);
+        double w_hi = sqrt(w_one * wl[first]);
+        a = (1.0 - sk) / (1.0 / w_hi - 1.0 / wl[first]);
+        b = a / w_hi - 1.0;
+    } else {
+        /* no entry in the band: put it in the middle of the gap between the two classes */
+        double c = pow(w_full / w_one, 0.25), g = sqrt(w_one * w_full);
+        double w_hi = g / c, w_lo = g * c;
+        a = 1.0 / (1.0 / w_hi - 1.0 / w_lo);
+        b = a / w_lo;
+    }
+    if (!(a > 0) || !(b > 0) || !isfinite(a) || !isfinite(b))
         goto unsupported;
     double low = b * orig / a, high = low + orig / a;
     for (int i = 0; i < half; i++) {

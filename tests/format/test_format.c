@@ -561,6 +561,74 @@ static void test_getters(void)
     gb_free(&m);
 }
 
+/* llama.cpp's rope_freqs.weight for Llama-3 scaling: the divisor of each inverse frequency. */
+static void llama3_factors(float *out, int half, int head_dim, double theta, double factor, double low, double high,
+                           double orig)
+{
+    for (int i = 0; i < half; i++) {
+        double freq = pow(theta, -2.0 * i / head_dim), wavelen = 2 * M_PI / freq;
+        if (wavelen < orig / high) out[i] = 1.0f;
+        else if (wavelen > orig / low) out[i] = (float)factor;
+        else {
+            double sm = (orig / wavelen - low) / (high - low);
+            out[i] = (float)(1.0 / ((1 - sm) / factor + sm));
+        }
+    }
+}
+
+/* The divisor of inverse frequency i that the hparams imply (HF's llama3 / linear rules). */
+static double implied_divisor(const tfm_hparams *hp, int i)
+{
+    double freq = pow(hp->rope_theta, -2.0 * i / hp->head_dim);
+    if (hp->rope_scaling == TFM_ROPE_SCALING_LINEAR)
+        return hp->rope_factor;
+    if (hp->rope_scaling != TFM_ROPE_SCALING_LLAMA3)
+        return 1.0;
+    double wavelen = 2 * M_PI / freq, orig = hp->rope_orig_ctx;
+    double lo = hp->rope_low_freq_factor, hi = hp->rope_high_freq_factor;
+    if (wavelen < orig / hi) return 1.0;
+    if (wavelen > orig / lo) return hp->rope_factor;
+    double sm = (orig / wavelen - lo) / (hi - lo);
+    return 1.0 / ((1 - sm) / hp->rope_factor + sm);
+}
+
+/* A model carrying rope_freqs.weight: the parameters read back must reproduce every stored factor. */
+static void rope_freqs_case(const char *name, int n_embd, int n_head, float theta, double factor, double low,
+                            double high, double orig, int exact_params)
+{
+    gb_model m;
+    tfm_model_source src;
+    void *copy;
+    int head_dim = n_embd / n_head, half = head_dim / 2;
+    float factors[64];
+    llama3_factors(factors, half, head_dim, theta, factor, low, high, orig);
+    gb_llama(&m, n_embd, 1, n_head, n_head, 16, 6, 0, 1);
+    gb_kv_remove(&m, "llama.rope.freq_base");
+    gb_kv_f32(&m, "llama.rope.freq_base", theta);
+    uint64_t ne[1] = {(uint64_t)half};
+    gb_tensor_add(&m, "rope_freqs.weight", 0, 1, ne)->data = factors;
+    tfm_status st = model_source(&m, &src, &copy);
+    verdict(name, st, TFM_OK, NULL, NULL);
+    if (!st) {
+        double worst = 0;
+        for (int i = 0; i < half; i++) {
+            double d = fabs(implied_divisor(&src.hp, i) - factors[i]) / factors[i];
+            if (d > worst) worst = d;
+        }
+        char what[160];
+        snprintf(what, sizeof(what), "%s: every factor reproduced (worst relative error %.2g)", name, worst);
+        check_true(what, worst < 1e-5);
+        if (exact_params)
+            check_true("llama3 parameters recovered exactly",
+                       src.hp.rope_scaling == TFM_ROPE_SCALING_LLAMA3 && src.hp.rope_factor == (float)factor &&
+                           src.hp.rope_low_freq_factor == (float)low && src.hp.rope_high_freq_factor == (float)high &&
+                           src.hp.rope_orig_ctx == (int)orig);
+        release_source(&src);
+    }
+    free(copy);
+    gb_free(&m);
+}
+
 /* ================================================================================================
  * The llama model reader
  * ============================================================================================== */
@@ -726,31 +794,16 @@ static void test_model(void)
     gb_free(&m);
 
     /* Llama-3 RoPE factors (llama.cpp's rope_freqs.weight) map back to the scaling parameters */
+    rope_freqs_case("rope_freqs: 4 entries in the smooth band", 64, 2, 10000, 8, 1, 8, 8192, 1);
+    rope_freqs_case("rope_freqs: 1 entry in the smooth band", 32, 2, 10000, 8, 1, 4, 64, 0);
+    rope_freqs_case("rope_freqs: none in the smooth band", 16, 2, 500000, 8, 1, 4, 64, 0);
+    rope_freqs_case("rope_freqs: all divided (linear)", 16, 2, 10000, 4, 1, 4, 1, 0);
     gb_llama(&m, 64, 1, 2, 2, 16, 6, 0, 1);
     {
         float factors[16];
-        const double factor = 8, low = 1, high = 8, orig = 8192;
-        for (int i = 0; i < 16; i++) {
-            double freq = pow(10000.0, -2.0 * i / 32.0), wavelen = 2 * M_PI / freq;
-            if (wavelen < orig / high) factors[i] = 1.0f;
-            else if (wavelen > orig / low) factors[i] = (float)factor;
-            else {
-                double s = (orig / wavelen - low) / (high - low);
-                factors[i] = (float)(1.0 / ((1 - s) / factor + s));
-            }
-        }
+        llama3_factors(factors, 16, 32, 10000, 8, 1, 8, 8192);
         uint64_t ne[1] = {16};
         gb_tensor_add(&m, "rope_freqs.weight", 0, 1, ne)->data = factors;
-        st = model_source(&m, &src, &copy);
-        verdict("rope_freqs (Llama-3 scaling)", st, TFM_OK, NULL, NULL);
-        if (!st) {
-            const tfm_hparams *hp = &src.hp;
-            check_true("llama3 parameters recovered", hp->rope_scaling == TFM_ROPE_SCALING_LLAMA3 &&
-                                                          hp->rope_factor == 8.0f && hp->rope_low_freq_factor == 1.0f &&
-                                                          hp->rope_high_freq_factor == 8.0f && hp->rope_orig_ctx == 8192);
-            release_source(&src);
-        }
-        free(copy);
         factors[3] = 5.5f;
         expect_model("rope_freqs not Llama-3 shaped", &m, TFM_E_UNSUPPORTED, "rope_freqs.weight", NULL);
     }
