@@ -1,0 +1,146 @@
+/*
+ * tok_internal.h — the tokenizer object and the pieces its modules share (internal).
+ *
+ * One struct serves all kinds: SentencePiece BPE and Unigram (from a .model file, a GGUF "llama"
+ * vocabulary or a byte-fallback tokenizer.json) and byte-level BPE (tokenizer.json, GGUF "gpt2").
+ * Loaders fill it through the tok_builder_* helpers; encoders and decoders only read it, so a
+ * finished tokenizer is immutable and may be shared between threads.
+ */
+#ifndef TFM_LIB_TOKENIZER_TOK_INTERNAL_H
+#define TFM_LIB_TOKENIZER_TOK_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tfm/tfm.h"
+#include "tokenizer/tok_map.h"
+
+typedef enum tok_kind {
+    TOK_KIND_SPM_BPE = 0,      /* SentencePiece BPE: merges chosen by piece score */
+    TOK_KIND_SPM_UNIGRAM = 1,  /* SentencePiece Unigram: Viterbi over piece log-probabilities */
+    TOK_KIND_BYTELEVEL_BPE = 2 /* GPT-2 style byte-level BPE: merges chosen by merge rank */
+} tok_kind;
+
+/* Piece types; the values are SentencePiece's (and GGUF's tokenizer.ggml.token_type). */
+typedef enum tok_type {
+    TOK_TYPE_NORMAL = 1,
+    TOK_TYPE_UNKNOWN = 2,
+    TOK_TYPE_CONTROL = 3,
+    TOK_TYPE_USER_DEFINED = 4,
+    TOK_TYPE_UNUSED = 5,
+    TOK_TYPE_BYTE = 6
+} tok_type;
+
+/* Whose behaviour the tokenizer reproduces where implementations differ. */
+typedef enum tok_flavour {
+    TOK_FLAVOUR_SENTENCEPIECE = 0, /* the sentencepiece library (.model files) */
+    TOK_FLAVOUR_LLAMA_CPP = 1,     /* llama.cpp (GGUF vocabularies) */
+    TOK_FLAVOUR_HF = 2             /* Hugging Face tokenizers (tokenizer.json) */
+} tok_flavour;
+
+/* SentencePiece normaliser settings (NormalizerSpec) and its precompiled character map. */
+typedef struct tok_normalizer {
+    int add_dummy_prefix;
+    int remove_extra_whitespaces;
+    int escape_whitespaces;
+    int treat_whitespace_as_suffix;
+    const uint32_t *trie;    /* darts-clone double array units (aligned copy), NULL = identity */
+    size_t trie_units;
+    const char *strings;     /* NUL-separated replacement strings the trie's values index */
+    size_t strings_len;
+    void *owned;             /* allocation behind trie and strings */
+} tok_normalizer;
+
+struct tfm_tokenizer {
+    tok_kind kind;
+    tok_flavour flavour;
+    int32_t n_vocab;
+    char *text;              /* every piece, NUL-terminated, back to back */
+    size_t text_cap;         /* bytes allocated for text (while building) */
+    uint32_t *offset;        /* piece i starts at text + offset[i] */
+    uint32_t *length;        /* its length in bytes (pieces may hold NUL in byte-level vocabularies) */
+    float *score;
+    uint8_t *type;           /* tok_type */
+    tok_map ids;             /* piece text -> id (first id wins on duplicates) */
+
+    int32_t bos, eos, unk, pad;
+    int add_bos, add_eos;    /* what TFM_TOKENIZE_MODEL_DEFAULTS adds */
+    int32_t byte_id[256];    /* SentencePiece <0xNN> pieces; byte-level: the piece of each byte; -1 */
+
+    /* SentencePiece */
+    tok_normalizer norm;
+    int byte_fallback;
+    float min_score, max_score;  /* over NORMAL pieces (Unigram unknown penalty, user symbols) */
+    tok_trie pieces_trie;        /* Unigram: NORMAL, USER_DEFINED and UNUSED pieces */
+    tok_trie user_trie;          /* USER_DEFINED pieces: never split or normalised */
+    int has_user_pieces;
+    char unk_surface[32];        /* what decoding the unknown piece gives */
+
+    /* Special / added tokens matched in the input before the model runs. */
+    tok_trie special_trie;       /* value = id */
+    uint8_t *special_always;     /* per id: 1 = matched even without PARSE_SPECIAL */
+    int has_specials;
+
+    /* Byte-level BPE */
+    tok_pairmap merges;          /* (left id, right id) -> (rank, merged id) */
+    void *pretok;                /* pcre2_code* of the Split pre-tokenizer, NULL = none */
+    void *pretok_jit_stack;
+    int ignore_merges;           /* a whole pre-token found in the vocabulary wins (Llama-3) */
+    int hf_spm_strip_first_space;/* HF decoder Strip(" ", 1, 0) after Replace(▁, " ") */
+    int hf_metaspace_first_only; /* HF Metaspace prepend_scheme "first": dummy prefix only at start */
+    int hf_prepend_every_fragment;/* HF normalizer Prepend: every text fragment gets ▁ */
+};
+
+/* ---- building (loaders) ---- */
+tfm_status tok_alloc(tfm_tokenizer **out, tok_kind kind, tok_flavour flavour, int32_t n_vocab,
+                     size_t text_bytes_hint);
+/* Sets piece `id`; copies `len` bytes. Pieces must be set in id order. */
+tfm_status tok_set_piece(tfm_tokenizer *t, int32_t id, const char *piece, size_t len, float score,
+                         tok_type type);
+/* Builds indexes (ids map, tries, byte ids, score range) after all pieces are set. */
+tfm_status tok_finish(tfm_tokenizer *t, const char *label);
+/* Marks `id` as a special token string matched in the input (always=1: even without PARSE_SPECIAL). */
+tfm_status tok_add_special(tfm_tokenizer *t, int32_t id, int always);
+/* Parses "<0xNN>"; -1 if the piece is not of that form. */
+int tok_piece_byte(const char *piece, size_t len);
+
+static inline const char *tok_piece_ptr(const tfm_tokenizer *t, int32_t id) { return t->text + t->offset[id]; }
+
+/* ---- encoding ---- */
+
+/* A growable id buffer. */
+typedef struct tok_ids {
+    int32_t *v;
+    size_t n, cap;
+} tok_ids;
+tfm_status tok_ids_push(tok_ids *ids, int32_t id);
+
+/* Installs a precompiled_charsmap blob (copied); an empty blob means identity. */
+tfm_status tok_normalizer_set_charsmap(tok_normalizer *n, const void *blob, size_t len,
+                                       const char *label);
+tfm_status tok_spm_normalize(const tfm_tokenizer *t, const char *text, size_t len, char **out,
+                             size_t *out_len);
+tfm_status tok_spm_bpe_encode(const tfm_tokenizer *t, const char *s, size_t len, tok_ids *out);
+tfm_status tok_spm_unigram_encode(const tfm_tokenizer *t, const char *s, size_t len, tok_ids *out);
+tfm_status tok_bytelevel_encode(const tfm_tokenizer *t, const char *s, size_t len, tok_ids *out);
+
+/* Encodes one fragment of plain text (no special tokens) with the tokenizer's model.
+ * `first` says whether it starts the input or follows a special token (dummy prefix rules). */
+tfm_status tok_encode_fragment(const tfm_tokenizer *t, const char *s, size_t len, int at_start,
+                               int after_special, tok_ids *out);
+
+/* ---- byte-level helpers ---- */
+/* The UTF-8 text (2 or 3 bytes... at most 4) GPT-2's byte-to-unicode map gives byte b; returns length. */
+int tok_bytelevel_char(unsigned b, char out[4]);
+/* Compiles the Split pre-tokenizer regex (PCRE2, UTF + UCP, JIT when available). */
+tfm_status tok_pretok_compile(tfm_tokenizer *t, const char *pattern, size_t len, const char *label);
+void tok_pretok_free(tfm_tokenizer *t);
+/* Splits `s` into pre-tokens (Isolated behaviour) and calls fn on each. Invalid UTF-8 bytes are
+ * pre-tokens of their own. */
+tfm_status tok_pretok_split(const tfm_tokenizer *t, const char *s, size_t len,
+                            tfm_status (*fn)(const tfm_tokenizer *, const char *, size_t, tok_ids *),
+                            tok_ids *out);
+/* The Llama-3 (tiktoken cl100k-style) pattern, used for GGUF pre "llama-bpe". */
+extern const char tok_llama3_pattern[];
+
+#endif
