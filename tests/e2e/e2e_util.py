@@ -1,0 +1,183 @@
+"""Shared pieces of the e2e suite's Python tests: where things are, how to drive the tfm program,
+how to compare, and how to report.
+
+Environment (set by tests/e2e/meson.build):
+    E2E_MODELS  folder holding the generated NAME.gguf / NAME.npz and the SentencePiece model
+    E2E_TOOLS   tests/tools (torch_reference.py, llama_oracle.mjs)
+    TFM_CLI     the tfm program
+    NODE        the node interpreter (conformance tests only)
+"""
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import numpy as np
+
+SKIP = 77  # meson's exit code for a skipped test
+
+
+class Checks:
+    """Collects failed checks so one run reports all of them; exit code 1 when any failed."""
+
+    def __init__(self, name):
+        self.name = name
+        self.failed = 0
+        self.passed = 0
+
+    def check(self, ok, message):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"FAIL: {message}", flush=True)
+        return ok
+
+    def info(self, message):
+        print(message, flush=True)
+
+    def finish(self):
+        print(f"{self.name}: {self.passed} checks passed, {self.failed} failed", flush=True)
+        sys.exit(1 if self.failed else 0)
+
+
+def fatal(message):
+    print(f"ERROR: {message}", flush=True)
+    sys.exit(1)
+
+
+def skip(message):
+    print(f"SKIP: {message}", flush=True)
+    sys.exit(SKIP)
+
+
+def env_path(name):
+    value = os.environ.get(name)
+    if not value:
+        fatal(f"{name} is not set: run this test through meson (meson test -C BUILD --suite e2e)")
+    return value
+
+
+def model_path(name, ext="gguf"):
+    path = os.path.join(env_path("E2E_MODELS"), f"{name}.{ext}")
+    if not os.path.exists(path):
+        fatal(f"{path} is missing (the e2e-model-{name} target makes it)")
+    return path
+
+
+def tools_dir():
+    return env_path("E2E_TOOLS")
+
+
+def cli():
+    path = os.environ.get("TFM_CLI")
+    if not path or not os.path.exists(path):
+        fatal("the tfm program was not built (is the 'examples' option disabled?); the e2e tests drive it")
+    return path
+
+
+def run_cli(args, stdin=None, check=True):
+    """Runs `tfm ARGS`, returns stdout (bytes). A nonzero exit is a test failure with its stderr shown."""
+    cmd = [cli()] + [str(a) for a in args]
+    r = subprocess.run(cmd, input=stdin, capture_output=True, timeout=300)
+    if check and r.returncode != 0:
+        fatal(f"{' '.join(cmd)} exited with {r.returncode}:\n{r.stderr.decode(errors='replace')}")
+    return r.stdout
+
+
+def ids_arg(ids):
+    return " ".join(str(int(i)) for i in ids)
+
+
+def tfm_logits(model, ids, chunk=None, threads=2):
+    """float32 logits of every position, [len(ids), n_vocab], from `tfm logits`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "logits.npy")
+        args = ["logits", "-m", model, "--ids", ids_arg(ids), "--out", out, "-t", threads, "--kv", "f32"]
+        if chunk:
+            args += ["--chunk", chunk]
+        run_cli(args)
+        x = np.load(out)
+    if x.dtype != np.float32 or x.ndim != 2 or x.shape[0] != len(ids):
+        fatal(f"tfm logits wrote {x.dtype} {x.shape}, expected float32 [{len(ids)}, n_vocab]")
+    return x
+
+
+def tfm_tokenize(model, lines, bos=True):
+    """Ids of each line, from `tfm tokenize --lines` (one output line per input line)."""
+    data = b"".join(line.encode("utf-8") + b"\n" for line in lines)
+    args = ["tokenize", "-m", model, "--lines"] + ([] if bos else ["--no-bos"])
+    out = run_cli(args, stdin=data).decode()
+    rows = out.split("\n")
+    if rows and rows[-1] == "":
+        rows.pop()
+    if len(rows) != len(lines):
+        fatal(f"tfm tokenize printed {len(rows)} lines for {len(lines)} input lines")
+    return [[int(t) for t in row.split()] for row in rows]
+
+
+def tfm_generate(model, prompt, n, temp=0.0, seed=None, extra=()):
+    """The n ids `tfm run` generates from a text prompt (f32 KV cache, not stopping at EOS)."""
+    args = ["run", "-m", model, "-p", prompt, "-n", n, "--temp", temp, "-t", 2, "--kv", "f32", "--ignore-eos",
+            "--print-ids", "-q"] + list(extra)
+    if seed is not None:
+        args += ["--seed", seed]
+    out = run_cli(args).decode(errors="replace")
+    return parse_generated_ids(out)
+
+
+def parse_generated_ids(stdout):
+    for line in stdout.splitlines():
+        if line.startswith("ids:"):
+            return [int(t) for t in line[4:].split()]
+    fatal(f"no 'ids:' line in the output of tfm run:\n{stdout}")
+
+
+def softmax(x):
+    x = np.asarray(x, np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def rel_err(x, ref):
+    """max |x - ref| / max |ref| (NaN anywhere counts as infinite error)."""
+    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
+    if x.shape != ref.shape:
+        return float("inf")
+    d = np.abs(x - ref)
+    if not np.all(np.isfinite(d)):
+        return float("inf")
+    return float(d.max() / np.abs(ref).max())
+
+
+def load_hf_npz(path):
+    """(config dict, {HF tensor name: float array}) from make_model.py --hf-npz."""
+    weights = {}
+    with zipfile.ZipFile(path) as z:
+        for member in z.namelist():
+            with z.open(member) as fh:
+                arr = np.lib.format.read_array(io.BytesIO(fh.read()), allow_pickle=False)
+            name = member[:-4] if member.endswith(".npy") else member
+            if name == "__config__":
+                cfg = json.loads(str(arr))
+            else:
+                weights[name] = arr.astype(np.float32)
+    return cfg, weights
+
+
+def prompt_ids(n, n_vocab, seed, bos=1):
+    """BOS and n-1 ordinary token ids (3.. skips <unk>, <s>, </s>), deterministic."""
+    rng = np.random.default_rng(seed)
+    return [bos] + [int(t) for t in rng.integers(3, n_vocab, size=n - 1)]
+
+
+# Prompts for greedy continuations: verse beginnings, and text the training corpus lacks.
+GREEDY_PROMPTS = [
+    "In the beginning God created",
+    "And the LORD spake unto Moses, saying,",
+    "Blessed are the meek: for they",
+    "The quick brown fox jumps over 13 lazy dogs.",
+]
