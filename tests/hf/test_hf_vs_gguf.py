@@ -31,10 +31,12 @@ N_CTX = 128
 # id: (make_model.py arguments, safetensors dtype of the matrices)
 MODELS = {
     "mha-f32": (["--shape", "tiny", "--dtype", "f32"], "F32"),
-    # head_dim 16 with theta 10000 puts two frequencies in llama3's smoothed band, which the GGUF
-    # reader needs to recover the scaling parameters from rope_freqs.weight
+    # head_dim 16 with theta 10000 puts two frequencies in llama3's smoothed band ...
     "mha-bf16-tied-llama3": (["--shape", "tiny", "--dtype", "bf16", "--tied", "--rope-llama3", "8,1,4,64",
                               "--seed", "5"], "BF16"),
+    # ... head_dim 8 with theta 500000 puts none there (GGUF's rope_freqs.weight is then ambiguous)
+    "gqa-f32-tied-llama3": (["--shape", "tiny-gqa", "--dtype", "f32", "--tied", "--rope-llama3", "8,1,4,64",
+                             "--rope-theta", "500000", "--seed", "77"], "F32"),
     "gqa-f16": (["--shape", "tiny-gqa", "--dtype", "f16", "--seed", "9"], "F16"),
 }
 
