@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""tfm bench next to llama.cpp's llama-bench, in the same run, on the same GGUF files.
+
+    cpu_compare.py --tfm build/examples/tfm/tfm --llama-bench PATH [--membw PATH] [-t 2] MODEL.gguf...
+
+For each model it alternates the two programs (llama-bench, then tfm bench, with the same -p/-n/-r/-t),
+then prints a markdown table: prompt and generation tokens/s of both, the ratio tfm / llama.cpp, and
+generation speed as a fraction of the decode roofline (bytes streamed per token / read bandwidth, the
+bandwidth measured by the membw program in the same run)."""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gguf_bytes import decode_bytes_per_token  # noqa: E402
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out[out.index("["):])
+
+
+def speeds(rows):
+    """{'pp': (mean, sd), 'tg': (mean, sd)} from llama-bench-style JSON rows."""
+    res = {}
+    for r in rows:
+        key = "pp" if r["n_prompt"] and not r["n_gen"] else "tg"
+        res[key] = (r["avg_ts"], r["stddev_ts"])
+    return res
+
+
+def bandwidth(membw, threads):
+    out = subprocess.run([membw, str(threads), "2", "5"], check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"GB/s=([0-9.]+)", out).group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tfm", required=True)
+    ap.add_argument("--llama-bench", required=True)
+    ap.add_argument("--membw")
+    ap.add_argument("--bw", type=float, help="read bandwidth in GB/s, instead of running membw")
+    ap.add_argument("-t", type=int, default=2)
+    ap.add_argument("-p", type=int, default=128)
+    ap.add_argument("-n", type=int, default=64)
+    ap.add_argument("-r", type=int, default=3)
+    ap.add_argument("models", nargs="+")
+    a = ap.parse_args()
+
+    bw = a.bw if a.bw else bandwidth(a.membw, a.t)
+    common = ["-p", str(a.p), "-n", str(a.n), "-r", str(a.r), "-t", str(a.t)]
+    print(f"read bandwidth {bw:.1f} GB/s with {a.t} threads\n")
+    print("| model | llama.cpp pp t/s | tfm pp t/s | pp ratio | llama.cpp tg t/s | tfm tg t/s | tg ratio "
+          "| roofline t/s | tfm tg / roofline | llama.cpp tg / roofline |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for m in a.models:
+        peer = speeds(run_json([a.llama_bench, "-m", m, "-o", "json"] + common))
+        ours = speeds(run_json([a.tfm, "bench", "-m", m, "--json"] + common))
+        bound = bw * 1e9 / decode_bytes_per_token(m)
+        name = os.path.basename(m).replace(".gguf", "")
+        print(f"| {name} | {peer['pp'][0]:.1f} ± {peer['pp'][1]:.1f} | {ours['pp'][0]:.1f} ± {ours['pp'][1]:.1f} "
+              f"| {ours['pp'][0] / peer['pp'][0]:.2f} | {peer['tg'][0]:.1f} ± {peer['tg'][1]:.1f} "
+              f"| {ours['tg'][0]:.1f} ± {ours['tg'][1]:.1f} | {ours['tg'][0] / peer['tg'][0]:.2f} | {bound:.1f} "
+              f"| {ours['tg'][0] / bound:.2f} | {peer['tg'][0] / bound:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
