@@ -1,0 +1,226 @@
+/*
+ * cuda_internal.h — state and helpers shared by the cuda backend's files (CUDA C++, internal).
+ *
+ * One tfm_backend owns a device, a stream, a cuBLAS handle, scratch buffers and the recorded decode
+ * steps. Every kernel is launched through tfm_cuda_launch(), which (on Hopper) adds programmatic
+ * dependent launch: the next kernel may start while this one drains, so a kernel must call
+ * pdl_wait() before it touches anything an earlier kernel writes or reads, and must not return
+ * before that call. Weight prefetches (read-only data) may run before the wait.
+ */
+#ifndef TFM_BACKENDS_CUDA_INTERNAL_H
+#define TFM_BACKENDS_CUDA_INTERNAL_H
+
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+extern "C" {
+#include "backend.h"
+}
+
+#define TFM_CUDA_MAX_STEPS 4        /* recorded decode steps kept (one per session state) */
+#define TFM_CUDA_EMBED_IDS 256      /* token ids passed by value per embed launch */
+
+/* One recorded decode step (a CUDA graph) and the session state it belongs to. */
+typedef struct tfm_cuda_step {
+    uint64_t key;
+    cudaGraphExec_t exec;   /* NULL: not recorded */
+    int broken;             /* recording failed once for this key: run eagerly from now on */
+    uint64_t last_use;
+} tfm_cuda_step;
+
+/* A growable device scratch buffer. */
+typedef struct tfm_cuda_scratch {
+    void *ptr;
+    size_t bytes;
+} tfm_cuda_scratch;
+
+struct tfm_backend {
+    int device;
+    cudaDeviceProp prop;
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    void *cublas_workspace;
+    size_t cublas_workspace_bytes;
+    const tfm_backend_host *host;
+
+    int use_pdl;            /* programmatic dependent launch (sm_90+, TFM_CUDA_PDL=0 turns it off) */
+    int use_graphs;         /* decode-step graphs (TFM_CUDA_GRAPHS=0 turns them off) */
+    int prefetch_bytes;     /* L2 prefetch per warp in the decode matvec (TFM_CUDA_PREFETCH) */
+    int matvec_variant;     /* TFM_CUDA_MATVEC: rows per warp / unroll choice */
+    tfm_dtype weight_dtype_f32;  /* what f32 matrices become on the device (TFM_CUDA_WEIGHT_DTYPE) */
+
+    /* Decode-step state: position and token, read by kernels while recording / replaying. */
+    int *d_step;            /* device: [0] = position, [1] = token */
+    int recording;          /* ops are being captured into a graph */
+    int step_pos;           /* host position given to step_begin (ops' pos args are relative to it) */
+    int step_token;
+    int step_index;         /* slot being recorded */
+    uint64_t step_clock;
+    tfm_cuda_step steps[TFM_CUDA_MAX_STEPS];
+    int step_error;         /* an op failed while recording */
+
+    /* Scratch: GEMM input in 16-bit, split-K attention partials (fixed size, capture-safe). */
+    tfm_cuda_scratch gemm_in;
+    float *attn_partial;    /* [attn_partial_floats] */
+    size_t attn_partial_floats;
+    unsigned int *attn_counters; /* [TFM_CUDA_MAX_HEADS] */
+};
+
+#define TFM_CUDA_MAX_HEADS 1024
+
+/* The plugin cannot call into libtfm, so it names dtypes itself. */
+static inline const char *dtype_name(tfm_dtype t) {
+    switch (t) {
+    case TFM_DTYPE_F32: return "f32";
+    case TFM_DTYPE_F16: return "f16";
+    case TFM_DTYPE_BF16: return "bf16";
+    case TFM_DTYPE_I32: return "i32";
+    case TFM_DTYPE_Q8_0: return "q8_0";
+    case TFM_DTYPE_Q4_0: return "q4_0";
+    case TFM_DTYPE_Q4_K: return "q4_k";
+    case TFM_DTYPE_Q6_K: return "q6_k";
+    case TFM_DTYPE_Q5_K: return "q5_k";
+    default: return "unknown";
+    }
+}
+
+/* ---- errors ---- */
+
+/* Reports a CUDA error through the host (with the call site) and returns TFM_E_BACKEND
+ * (TFM_E_OOM for cudaErrorMemoryAllocation). */
+tfm_status tfm_cuda_fail(tfm_backend *be, cudaError_t err, const char *what, const char *file, int line);
+tfm_status tfm_cuda_fail_blas(tfm_backend *be, cublasStatus_t st, const char *what, const char *file, int line);
+tfm_status tfm_cuda_invalid(tfm_backend *be, const char *fmt, ...);
+
+#define CUDA_TRY(be, call)                                                                  \
+    do {                                                                                    \
+        cudaError_t err_ = (call);                                                          \
+        if (err_ != cudaSuccess) return tfm_cuda_fail((be), err_, #call, __FILE__, __LINE__); \
+    } while (0)
+
+#define BLAS_TRY(be, call)                                                                        \
+    do {                                                                                          \
+        cublasStatus_t st_ = (call);                                                              \
+        if (st_ != CUBLAS_STATUS_SUCCESS) return tfm_cuda_fail_blas((be), st_, #call, __FILE__, __LINE__); \
+    } while (0)
+
+/* Checks the launch just made (configuration errors show up here, faults at sync). */
+#define LAUNCH_TRY(be, what) CUDA_TRY(be, tfm_cuda_launch_error(what))
+static inline cudaError_t tfm_cuda_launch_error(const char *what) {
+    (void)what;
+    return cudaGetLastError();
+}
+
+/* Grows a scratch buffer (never while recording: the recorded step must keep its pointers). */
+tfm_status tfm_cuda_scratch_reserve(tfm_backend *be, tfm_cuda_scratch *s, size_t bytes, const char *what);
+
+/* Device pointer to the step position while recording, else NULL (kernels then use their argument). */
+static inline const int *tfm_cuda_step_pos(tfm_backend *be) { return be->recording ? be->d_step : NULL; }
+
+/* ---- launching ---- */
+
+template <typename... KArgs, typename... Args>
+static inline cudaError_t tfm_cuda_launch(tfm_backend *be, void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                                          size_t smem, Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = be->stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = be->use_pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
+}
+
+/* ---- device helpers ---- */
+
+/* Waits until the kernels this one depends on have finished and their writes are visible. */
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/* Lets the next kernel in the stream be scheduled (it still waits for this one in pdl_wait). */
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Element conversions for the storage types. */
+template <typename T> __device__ __forceinline__ float to_f32(T v);
+template <> __device__ __forceinline__ float to_f32<float>(float v) { return v; }
+template <> __device__ __forceinline__ float to_f32<__half>(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T> __device__ __forceinline__ T from_f32(float v);
+template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+/* ---- the ops, by file ---- */
+
+/* elementwise.cu */
+tfm_status tfm_cuda_embed(tfm_backend *be, const tfm_weight *table, const int32_t *ids, int n, float *out);
+tfm_status tfm_cuda_rmsnorm(tfm_backend *be, const float *x, const tfm_weight *g, float *y, int n, int dim, float eps);
+tfm_status tfm_cuda_rope(tfm_backend *be, float *x, int n, int n_head, int head_dim, int pos0,
+                         const float *inv_freq, tfm_rope_pairing pairing);
+tfm_status tfm_cuda_kv_store(tfm_backend *be, void *cache, tfm_dtype kv_dtype, int row0, const float *src, int n,
+                             int width);
+tfm_status tfm_cuda_swiglu(tfm_backend *be, const float *gate, const float *up, float *out, size_t count);
+tfm_status tfm_cuda_add(tfm_backend *be, float *x, const float *y, size_t count);
+tfm_status tfm_cuda_set_step(tfm_backend *be, int pos, int token);
+/* Converts f32 to the 16-bit type `dtype` (f16 or bf16) on the stream. */
+tfm_status tfm_cuda_convert_f32(tfm_backend *be, const float *src, void *dst, tfm_dtype dtype, size_t count);
+
+/* matvec.cu: y[rows] = W[rows][cols] · x[cols] for one token. */
+tfm_status tfm_cuda_matvec(tfm_backend *be, const tfm_weight *w, const float *x, float *y);
+
+/* gemm.cu: the matmul op (dispatches to matvec for one token, cuBLAS for more). */
+tfm_status tfm_cuda_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n);
+
+/* attention_decode.cu / attention_prefill.cu / attention.cu */
+tfm_status tfm_cuda_attention(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
+                              tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv,
+                              int head_dim, float scale, int causal);
+/* Returns TFM_E_UNSUPPORTED (without reporting) when the shape has no fast kernel. */
+tfm_status tfm_cuda_attention_decode(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
+                                     tfm_dtype kv_dtype, float *out, int pos0, int n_head, int n_head_kv,
+                                     int head_dim, float scale);
+tfm_status tfm_cuda_attention_flash(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
+                                    tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv,
+                                    int head_dim, float scale, int causal);
+/* Raises the flash kernels' shared-memory limit (once, at init). */
+tfm_status tfm_cuda_attention_setup(tfm_backend *be);
+tfm_status tfm_cuda_attention_simple(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
+                                     tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv,
+                                     int head_dim, float scale, int causal);
+
+/* step.cu */
+int tfm_cuda_step_begin(tfm_backend *be, uint64_t key, int pos, int32_t token);
+tfm_status tfm_cuda_step_end(tfm_backend *be);
+/* Stops a recording the core cannot complete (e.g. a sync inside the step): what was recorded runs
+ * now, and this key runs eagerly from then on. */
+tfm_status tfm_cuda_step_abandon(tfm_backend *be, const char *why);
+void tfm_cuda_steps_free(tfm_backend *be);
+
+#endif

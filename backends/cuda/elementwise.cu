@@ -1,0 +1,278 @@
+/*
+ * elementwise.cu — the small ops: embedding lookup, RMSNorm, RoPE, KV-cache append, SwiGLU, residual
+ * add, f32 -> 16-bit conversion, and the decode-step position/token setter.
+ *
+ * Position-dependent ops take `pos_ptr`: NULL means "use the argument", else the position is
+ * *pos_ptr + (argument - the position given to step_begin), so a recorded step replays at any position.
+ */
+#include "cuda_internal.h"
+
+/* ---------------------------------------------------------------- embedding */
+
+struct embed_ids {
+    int32_t id[TFM_CUDA_EMBED_IDS];
+};
+
+template <typename T>
+__global__ void embed_kernel(const T *__restrict__ table, embed_ids ids, const int *step, int64_t rows, int cols,
+                             float *__restrict__ out) {
+    pdl_wait();
+    pdl_launch_dependents();
+    int64_t id = step ? step[1] : ids.id[blockIdx.x];
+    if (id < 0 || id >= rows) id = 0; /* ids were validated by the core; the step token is clamped */
+    const T *src = table + id * cols;
+    float *dst = out + (size_t)blockIdx.x * cols;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) dst[c] = to_f32<T>(src[c]);
+}
+
+tfm_status tfm_cuda_embed(tfm_backend *be, const tfm_weight *table, const int32_t *ids, int n, float *out) {
+    if (n < 1) return TFM_OK;
+    const int *step = NULL;
+    if (be->recording) {
+        if (n != 1) return tfm_cuda_invalid(be, "cuda embed: %d tokens inside a decode step (expected 1)", n);
+        step = be->d_step;
+    }
+    for (int done = 0; done < n; done += TFM_CUDA_EMBED_IDS) {
+        int count = n - done < TFM_CUDA_EMBED_IDS ? n - done : TFM_CUDA_EMBED_IDS;
+        embed_ids batch;
+        for (int i = 0; i < count; i++) batch.id[i] = ids[done + i];
+        float *dst = out + (size_t)done * table->cols;
+        cudaError_t err;
+        int cols = (int)table->cols;
+        switch (table->dtype) {
+        case TFM_DTYPE_F32:
+            err = tfm_cuda_launch(be, embed_kernel<float>, dim3(count), dim3(256), 0, (const float *)table->data,
+                                  batch, step, table->rows, cols, dst);
+            break;
+        case TFM_DTYPE_F16:
+            err = tfm_cuda_launch(be, embed_kernel<__half>, dim3(count), dim3(256), 0, (const __half *)table->data,
+                                  batch, step, table->rows, cols, dst);
+            break;
+        case TFM_DTYPE_BF16:
+            err = tfm_cuda_launch(be, embed_kernel<__nv_bfloat16>, dim3(count), dim3(256), 0,
+                                  (const __nv_bfloat16 *)table->data, batch, step, table->rows, cols, dst);
+            break;
+        default:
+            return tfm_cuda_invalid(be, "cuda embed: table dtype %s is not supported", dtype_name(table->dtype));
+        }
+        CUDA_TRY(be, err);
+    }
+    return TFM_OK;
+}
+
+/* ---------------------------------------------------------------- RMSNorm */
+
+template <typename G>
+__global__ void rmsnorm_kernel(const float *x, const G *__restrict__ g, float *y, int dim, float eps) {
+    __shared__ float partial[32];
+    pdl_wait();
+    pdl_launch_dependents();
+    const float *row = x + (size_t)blockIdx.x * dim;
+    float *out = y + (size_t)blockIdx.x * dim;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += row[i] * row[i];
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.0f;
+        v = warp_sum(v);
+        if (threadIdx.x == 0) partial[0] = v;
+    }
+    __syncthreads();
+    float inv = rsqrtf(partial[0] / (float)dim + eps);
+    /* Each thread rewrites only the elements it read, so y may be x. */
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) out[i] = row[i] * inv * to_f32<G>(g[i]);
+}
+
+tfm_status tfm_cuda_rmsnorm(tfm_backend *be, const float *x, const tfm_weight *g, float *y, int n, int dim,
+                           float eps) {
+    if (n < 1) return TFM_OK;
+    if (g->rows * g->cols != dim)
+        return tfm_cuda_invalid(be, "cuda rmsnorm: gain has %lld elements, dim is %d",
+                                (long long)(g->rows * g->cols), dim);
+    int threads = dim >= 4096 ? 512 : dim >= 1024 ? 256 : 128;
+    cudaError_t err;
+    switch (g->dtype) {
+    case TFM_DTYPE_F32:
+        err = tfm_cuda_launch(be, rmsnorm_kernel<float>, dim3(n), dim3(threads), 0, x, (const float *)g->data, y, dim, eps);
+        break;
+    case TFM_DTYPE_F16:
+        err = tfm_cuda_launch(be, rmsnorm_kernel<__half>, dim3(n), dim3(threads), 0, x, (const __half *)g->data, y, dim, eps);
+        break;
+    case TFM_DTYPE_BF16:
+        err = tfm_cuda_launch(be, rmsnorm_kernel<__nv_bfloat16>, dim3(n), dim3(threads), 0, x,
+                              (const __nv_bfloat16 *)g->data, y, dim, eps);
+        break;
+    default:
+        return tfm_cuda_invalid(be, "cuda rmsnorm: gain dtype %s is not supported", dtype_name(g->dtype));
+    }
+    CUDA_TRY(be, err);
+    return TFM_OK;
+}
+
+/* ---------------------------------------------------------------- RoPE */
+
+__global__ void rope_kernel(float *x, int n, int n_head, int head_dim, int pos0, const int *pos_ptr, int pos_delta,
+                            const float *__restrict__ inv_freq, int half_split) {
+    pdl_wait();
+    pdl_launch_dependents();
+    int half = head_dim / 2;
+    int64_t total = (int64_t)n * n_head * half;
+    int base = pos_ptr ? *pos_ptr + pos_delta : pos0;
+    for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (int64_t)gridDim.x * blockDim.x) {
+        int i = (int)(idx % half);
+        int64_t head = idx / half;          /* token * n_head + h */
+        int token = (int)(head / n_head);
+        float *v = x + head * head_dim;
+        int a = half_split ? i : 2 * i, b = half_split ? i + half : 2 * i + 1;
+        float s, c;
+        sincosf((float)(base + token) * inv_freq[i], &s, &c);
+        float x0 = v[a], x1 = v[b];
+        v[a] = x0 * c - x1 * s;
+        v[b] = x0 * s + x1 * c;
+    }
+}
+
+tfm_status tfm_cuda_rope(tfm_backend *be, float *x, int n, int n_head, int head_dim, int pos0,
+                         const float *inv_freq, tfm_rope_pairing pairing) {
+    if (n < 1) return TFM_OK;
+    if (head_dim < 2 || head_dim % 2)
+        return tfm_cuda_invalid(be, "cuda rope: head_dim %d must be even", head_dim);
+    int64_t total = (int64_t)n * n_head * (head_dim / 2);
+    int threads = 256;
+    int64_t blocks = (total + threads - 1) / threads;
+    if (blocks > 65535) blocks = 65535;
+    CUDA_TRY(be, tfm_cuda_launch(be, rope_kernel, dim3((unsigned)blocks), dim3(threads), 0, x, n, n_head, head_dim,
+                                 pos0, tfm_cuda_step_pos(be), pos0 - be->step_pos, inv_freq,
+                                 pairing == TFM_ROPE_HALF ? 1 : 0));
+    return TFM_OK;
+}
+
+/* ---------------------------------------------------------------- KV-cache append */
+
+template <typename T>
+__global__ void kv_store_kernel(T *cache, int row0, const int *pos_ptr, int pos_delta, const float *__restrict__ src,
+                                int64_t count, int width) {
+    pdl_wait();
+    pdl_launch_dependents();
+    int64_t base = (int64_t)(pos_ptr ? *pos_ptr + pos_delta : row0) * width;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (int64_t)gridDim.x * blockDim.x)
+        cache[base + i] = from_f32<T>(src[i]);
+}
+
+tfm_status tfm_cuda_kv_store(tfm_backend *be, void *cache, tfm_dtype kv_dtype, int row0, const float *src, int n,
+                             int width) {
+    if (n < 1) return TFM_OK;
+    int64_t count = (int64_t)n * width;
+    int64_t blocks = (count + 255) / 256;
+    if (blocks > 65535) blocks = 65535;
+    const int *pos_ptr = tfm_cuda_step_pos(be);
+    int delta = row0 - be->step_pos;
+    cudaError_t err;
+    switch (kv_dtype) {
+    case TFM_DTYPE_F32:
+        err = tfm_cuda_launch(be, kv_store_kernel<float>, dim3((unsigned)blocks), dim3(256), 0, (float *)cache, row0,
+                              pos_ptr, delta, src, count, width);
+        break;
+    case TFM_DTYPE_F16:
+        err = tfm_cuda_launch(be, kv_store_kernel<__half>, dim3((unsigned)blocks), dim3(256), 0, (__half *)cache, row0,
+                              pos_ptr, delta, src, count, width);
+        break;
+    case TFM_DTYPE_BF16:
+        err = tfm_cuda_launch(be, kv_store_kernel<__nv_bfloat16>, dim3((unsigned)blocks), dim3(256), 0,
+                              (__nv_bfloat16 *)cache, row0, pos_ptr, delta, src, count, width);
+        break;
+    default:
+        return tfm_cuda_invalid(be, "cuda kv_store: kv dtype %s is not supported", dtype_name(kv_dtype));
+    }
+    CUDA_TRY(be, err);
+    return TFM_OK;
+}
+
+/* ---------------------------------------------------------------- SwiGLU and residual add */
+
+__global__ void swiglu_kernel(const float *gate, const float *up, float *out, size_t count) {
+    pdl_wait();
+    pdl_launch_dependents();
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+__global__ void add_kernel(float *x, const float *y, size_t count) {
+    pdl_wait();
+    pdl_launch_dependents();
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x)
+        x[i] += y[i];
+}
+
+__global__ void add4_kernel(float4 *x, const float4 *y, size_t count4) {
+    pdl_wait();
+    pdl_launch_dependents();
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count4; i += (size_t)gridDim.x * blockDim.x) {
+        float4 a = x[i], b = y[i];
+        a.x += b.x;
+        a.y += b.y;
+        a.z += b.z;
+        a.w += b.w;
+        x[i] = a;
+    }
+}
+
+static unsigned grid_for(tfm_backend *be, size_t count, int threads) {
+    size_t blocks = (count + threads - 1) / threads;
+    size_t cap = (size_t)be->prop.multiProcessorCount * 8;
+    if (blocks > cap) blocks = cap;
+    return blocks ? (unsigned)blocks : 1u;
+}
+
+tfm_status tfm_cuda_swiglu(tfm_backend *be, const float *gate, const float *up, float *out, size_t count) {
+    if (!count) return TFM_OK;
+    CUDA_TRY(be, tfm_cuda_launch(be, swiglu_kernel, dim3(grid_for(be, count, 256)), dim3(256), 0, gate, up, out, count));
+    return TFM_OK;
+}
+
+tfm_status tfm_cuda_add(tfm_backend *be, float *x, const float *y, size_t count) {
+    if (!count) return TFM_OK;
+    if (count % 4 == 0 && ((uintptr_t)x % 16) == 0 && ((uintptr_t)y % 16) == 0) {
+        CUDA_TRY(be, tfm_cuda_launch(be, add4_kernel, dim3(grid_for(be, count / 4, 256)), dim3(256), 0, (float4 *)x,
+                                     (const float4 *)y, count / 4));
+    } else {
+        CUDA_TRY(be, tfm_cuda_launch(be, add_kernel, dim3(grid_for(be, count, 256)), dim3(256), 0, x, y, count));
+    }
+    return TFM_OK;
+}
+
+/* ---------------------------------------------------------------- conversion, step state */
+
+template <typename T>
+__global__ void convert_kernel(const float *__restrict__ src, T *__restrict__ dst, size_t count) {
+    pdl_wait();
+    pdl_launch_dependents();
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = from_f32<T>(src[i]);
+}
+
+tfm_status tfm_cuda_convert_f32(tfm_backend *be, const float *src, void *dst, tfm_dtype dtype, size_t count) {
+    unsigned grid = grid_for(be, count, 256);
+    if (dtype == TFM_DTYPE_F16)
+        CUDA_TRY(be, tfm_cuda_launch(be, convert_kernel<__half>, dim3(grid), dim3(256), 0, src, (__half *)dst, count));
+    else
+        CUDA_TRY(be, tfm_cuda_launch(be, convert_kernel<__nv_bfloat16>, dim3(grid), dim3(256), 0, src,
+                                     (__nv_bfloat16 *)dst, count));
+    return TFM_OK;
+}
+
+__global__ void set_step_kernel(int *step, int pos, int token) {
+    pdl_wait();
+    step[0] = pos;
+    step[1] = token;
+}
+
+tfm_status tfm_cuda_set_step(tfm_backend *be, int pos, int token) {
+    CUDA_TRY(be, tfm_cuda_launch(be, set_step_kernel, dim3(1), dim3(1), 0, be->d_step, pos, token));
+    return TFM_OK;
+}
