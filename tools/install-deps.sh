@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_pkgs="meson ninja-build pkg-config gcc g++ libopenblas-dev libcjson-dev libpcre2-dev"
-test_pkgs="python3-numpy python3-torch python3-sentencepiece python3-pytest sentencepiece bible-kjv-text
+test_pkgs="python3-numpy python3-torch python3-sentencepiece python3-pytest sentencepiece bible-kjv bible-kjv-text
   nodejs npm abigail-tools clang libclang-rt-14-dev valgrind"
 
 pkgs=$build_pkgs
