@@ -48,75 +48,85 @@ ALWAYS_INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-#define DEFINE_ROW_DOT(NAME, LD, LDT)                                                             \
-    ALWAYS_INLINE void NAME(const void *w, int64_t cols, const float *x, size_t ldx, int NT,      \
-                            float *out) {                                                         \
-        __m256 acc[TFM_CPU_MATVEC_MAX_TOKENS][4];                                                 \
-        for (int t = 0; t < NT; t++)                                                              \
-            for (int u = 0; u < 4; u++)                                                           \
-                acc[t][u] = _mm256_setzero_ps();                                                  \
+/* Dot products of R weight rows with NT activation rows at once, one 8-lane accumulator per
+ * (row, activation) pair: each x load serves R rows, each weight load NT activations. A pair's sum
+ * is the same sequence of steps whatever R and NT are. */
+#define DEFINE_ROWS_DOT(NAME, LD, LDT)                                                            \
+    ALWAYS_INLINE void NAME(const char *w, size_t row_bytes, int64_t cols, const float *x,        \
+                            size_t ldx, int R, int NT, float *y, size_t ldy) {                    \
+        __m256 acc[8][TFM_CPU_MATVEC_MAX_TOKENS];                                                 \
+        for (int r = 0; r < R; r++)                                                               \
+            for (int t = 0; t < NT; t++)                                                          \
+                acc[r][t] = _mm256_setzero_ps();                                                  \
         int64_t i = 0;                                                                            \
-        for (; i + 32 <= cols; i += 32) {                                                         \
-            __m256 wv[4];                                                                         \
-            for (int u = 0; u < 4; u++)                                                           \
-                wv[u] = LD(w, i + 8 * u);                                                         \
+        for (; i + 8 <= cols; i += 8) {                                                           \
+            __m256 xv[TFM_CPU_MATVEC_MAX_TOKENS];                                                 \
             for (int t = 0; t < NT; t++)                                                          \
-                for (int u = 0; u < 4; u++)                                                       \
-                    acc[t][u] = _mm256_fmadd_ps(wv[u], _mm256_loadu_ps(x + (size_t)t * ldx + i + 8 * u), \
-                                                acc[t][u]);                                       \
-        }                                                                                         \
-        int u = 0;                                                                                \
-        for (; i + 8 <= cols; i += 8, u++) {                                                      \
-            __m256 wv = LD(w, i);                                                                 \
-            for (int t = 0; t < NT; t++)                                                          \
-                acc[t][u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (size_t)t * ldx + i), acc[t][u]); \
+                xv[t] = _mm256_loadu_ps(x + (size_t)t * ldx + i);                                 \
+            for (int r = 0; r < R; r++) {                                                         \
+                __m256 wv = LD(w + (size_t)r * row_bytes, i);                                     \
+                for (int t = 0; t < NT; t++)                                                      \
+                    acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);                            \
+            }                                                                                     \
         }                                                                                         \
         if (i < cols) {                                                                           \
-            __m256 wv = LDT(w, i, cols - i);                                                      \
+            __m256 xv[TFM_CPU_MATVEC_MAX_TOKENS];                                                 \
             for (int t = 0; t < NT; t++)                                                          \
-                acc[t][u] = _mm256_fmadd_ps(wv, ld_tail_f32(x + (size_t)t * ldx, i, cols - i), acc[t][u]); \
+                xv[t] = ld_tail_f32(x + (size_t)t * ldx, i, cols - i);                            \
+            for (int r = 0; r < R; r++) {                                                         \
+                __m256 wv = LDT(w + (size_t)r * row_bytes, i, cols - i);                          \
+                for (int t = 0; t < NT; t++)                                                      \
+                    acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);                            \
+            }                                                                                     \
         }                                                                                         \
-        for (int t = 0; t < NT; t++)                                                              \
-            out[t] = hsum(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]),                      \
-                                        _mm256_add_ps(acc[t][2], acc[t][3])));                    \
+        for (int r = 0; r < R; r++)                                                               \
+            for (int t = 0; t < NT; t++)                                                          \
+                y[(size_t)t * ldy + (size_t)r] = hsum(acc[r][t]);                                 \
     }
-DEFINE_ROW_DOT(row_dot_f32, ld_f32, ld_tail_f32)
-DEFINE_ROW_DOT(row_dot_f16, ld_f16, ld_tail_f16)
-DEFINE_ROW_DOT(row_dot_bf16, ld_bf16, ld_tail_bf16)
+DEFINE_ROWS_DOT(rows_dot_f32, ld_f32, ld_tail_f32)
+DEFINE_ROWS_DOT(rows_dot_f16, ld_f16, ld_tail_f16)
+DEFINE_ROWS_DOT(rows_dot_bf16, ld_bf16, ld_tail_bf16)
 
-#define DEFINE_MATVEC(NAME, ROW_DOT)                                                              \
-    ALWAYS_INLINE void NAME##_nt(const void *w, size_t row_bytes, int64_t cols, int64_t r0,       \
-                                 int64_t r1, const float *x, size_t ldx, int NT, float *y,        \
-                                 size_t ldy) {                                                    \
-        for (int64_t r = r0; r < r1; r++) {                                                       \
-            float out[TFM_CPU_MATVEC_MAX_TOKENS];                                                 \
-            ROW_DOT((const char *)w + (size_t)r * row_bytes, cols, x, ldx, NT, out);              \
-            for (int t = 0; t < NT; t++)                                                          \
-                y[(size_t)t * ldy + (size_t)r] = out[t];                                          \
-        }                                                                                         \
-    }                                                                                             \
+/* Rows per pass for each activation count: as many accumulators as the 16 registers allow. */
+#define ROWS_FOR(NT) ((NT) == 1 ? 8 : (NT) == 2 ? 4 : 2)
+
+#define DEFINE_MATVEC_NT(NAME, ROWS_DOT, NT)                                                      \
+    static void NAME(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,       \
+                     const float *x, size_t ldx, float *y, size_t ldy) {                          \
+        int64_t r = r0;                                                                           \
+        for (; r + ROWS_FOR(NT) <= r1; r += ROWS_FOR(NT))                                         \
+            ROWS_DOT((const char *)w + (size_t)r * row_bytes, row_bytes, cols, x, ldx, ROWS_FOR(NT), NT, \
+                     y + r, ldy);                                                                 \
+        for (; r < r1; r++)                                                                       \
+            ROWS_DOT((const char *)w + (size_t)r * row_bytes, row_bytes, cols, x, ldx, 1, NT, y + r, ldy); \
+    }
+#define DEFINE_MATVEC(NAME, ROWS_DOT)                                                             \
+    DEFINE_MATVEC_NT(NAME##_1, ROWS_DOT, 1)                                                       \
+    DEFINE_MATVEC_NT(NAME##_2, ROWS_DOT, 2)                                                       \
+    DEFINE_MATVEC_NT(NAME##_3, ROWS_DOT, 3)                                                       \
+    DEFINE_MATVEC_NT(NAME##_4, ROWS_DOT, 4)                                                       \
     static void NAME(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,       \
                      const float *x, size_t ldx, int nt, float *y, size_t ldy) {                  \
         switch (nt) {                                                                             \
-        case 1: NAME##_nt(w, row_bytes, cols, r0, r1, x, ldx, 1, y, ldy); break;                  \
-        case 2: NAME##_nt(w, row_bytes, cols, r0, r1, x, ldx, 2, y, ldy); break;                  \
-        case 3: NAME##_nt(w, row_bytes, cols, r0, r1, x, ldx, 3, y, ldy); break;                  \
-        default: NAME##_nt(w, row_bytes, cols, r0, r1, x, ldx, 4, y, ldy); break;                 \
+        case 1: NAME##_1(w, row_bytes, cols, r0, r1, x, ldx, y, ldy); break;                      \
+        case 2: NAME##_2(w, row_bytes, cols, r0, r1, x, ldx, y, ldy); break;                      \
+        case 3: NAME##_3(w, row_bytes, cols, r0, r1, x, ldx, y, ldy); break;                      \
+        default: NAME##_4(w, row_bytes, cols, r0, r1, x, ldx, y, ldy); break;                     \
         }                                                                                         \
     }
-DEFINE_MATVEC(matvec_f32, row_dot_f32)
-DEFINE_MATVEC(matvec_f16, row_dot_f16)
-DEFINE_MATVEC(matvec_bf16, row_dot_bf16)
+DEFINE_MATVEC(matvec_f32, rows_dot_f32)
+DEFINE_MATVEC(matvec_f16, rows_dot_f16)
+DEFINE_MATVEC(matvec_bf16, rows_dot_bf16)
 
-#define DEFINE_DOT(NAME, ROW_DOT)                                      \
+#define DEFINE_DOT(NAME, ROWS_DOT)                                     \
     static float NAME(const float *x, const void *v, int64_t n) {      \
-        float out[1];                                                  \
-        ROW_DOT(v, n, x, 0, 1, out);                                   \
-        return out[0];                                                 \
+        float out;                                                     \
+        ROWS_DOT(v, 0, n, x, 0, 1, 1, &out, 0);                        \
+        return out;                                                    \
     }
-DEFINE_DOT(dot_f32, row_dot_f32)
-DEFINE_DOT(dot_f16, row_dot_f16)
-DEFINE_DOT(dot_bf16, row_dot_bf16)
+DEFINE_DOT(dot_f32, rows_dot_f32)
+DEFINE_DOT(dot_f16, rows_dot_f16)
+DEFINE_DOT(dot_bf16, rows_dot_bf16)
 
 #define DEFINE_AXPY(NAME, LD, LDT)                                                  \
     static void NAME(float a, const void *v, float *y, int64_t n) {                 \
