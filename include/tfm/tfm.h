@@ -372,7 +372,9 @@ TFM_API void tfm_sampler_reset(tfm_sampler *sampler, uint64_t seed);
  * Generation: the common loop (eval prompt, sample, stream text), for hosts that need no more control
  * ------------------------------------------------------------------------------------------------- */
 
-/* Receives each generated token and its text (complete UTF-8, possibly empty). Return nonzero to stop. */
+/* Receives each generated token and its text (complete UTF-8, possibly empty). Return nonzero to stop.
+ * If bytes of an incomplete character are still held back when generation ends, one last call with
+ * id -1 delivers them (as U+FFFD). */
 typedef int (*tfm_token_fn)(int32_t id, const char *text, size_t length, void *user_data);
 
 typedef struct tfm_generate_params {

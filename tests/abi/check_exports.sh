@@ -7,7 +7,7 @@ bad=$(printf '%s\n' "$exported" | grep -v '^tfm_' || true)
 if [ -n "$bad" ]; then
   echo "symbols exported without the tfm_ prefix:"; printf '%s\n' "$bad"; exit 1
 fi
-declared=$(grep -o 'TFM_API[^;]*(' "$HEADER" | sed 's/($//' | awk '{print $NF}' | tr -d '*' | sort -u)
+declared=$(grep -E '^TFM_API ' "$HEADER" | sed 's/(.*//' | awk '{print $NF}' | tr -d '*' | sort -u)
 if [ "$exported" != "$declared" ]; then
   echo "export list differs from the TFM_API declarations in tfm.h (< exported, > declared):"
   diff <(printf '%s\n' "$exported") <(printf '%s\n' "$declared") || true
