@@ -125,5 +125,13 @@ tfm_status tfm_tokenizer_load(const char *path, tfm_tokenizer **out)
             st = tfm_error(TFM_E_IO, "%s: directory holds neither tokenizer.json nor tokenizer.model", path);
         return st;
     }
-    return load_file(path, NULL, out);
+    /* Configs (tokenizer_config.json, ...) next to a tokenizer.json count too. */
+    char *dir = strdup(path);
+    if (!dir) return tfm_error(TFM_E_OOM, "%s: out of memory", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else strcpy(dir, ".");
+    tfm_status st = load_file(path, dir, out);
+    free(dir);
+    return st;
 }

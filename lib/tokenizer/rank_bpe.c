@@ -124,8 +124,25 @@ tfm_status tok_bytelevel_encode(const tfm_tokenizer *t, const char *s, size_t le
     return st;
 }
 
+static tfm_status hf_spm_word(const tfm_tokenizer *t, const char *s, size_t len, tok_ids *out);
+
 /* Hugging Face BPE with byte fallback over an already normalised (U+2581-escaped) string. */
 tfm_status tok_hf_spm_encode(const tfm_tokenizer *t, const char *s, size_t len, tok_ids *out)
+{
+    if (!t->hf_metaspace_split) return hf_spm_word(t, s, len, out);
+    /* Metaspace split: a new word starts at every U+2581 (kept at the word's front). */
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= len; i++) {
+        if (memcmp(s + i, "\xE2\x96\x81", 3) != 0) continue;
+        tfm_status st = hf_spm_word(t, s + start, i - start, out);
+        if (st != TFM_OK) return st;
+        start = i;
+        i += 2;
+    }
+    return hf_spm_word(t, s + start, len - start, out);
+}
+
+static tfm_status hf_spm_word(const tfm_tokenizer *t, const char *s, size_t len, tok_ids *out)
 {
     if (len == 0) return TFM_OK;
     if (t->ignore_merges) {
@@ -149,7 +166,7 @@ tfm_status tok_hf_spm_encode(const tfm_tokenizer *t, const char *s, size_t len, 
                 ids[n++] = b >= 0 ? b : t->unk;
             }
             prev_unk = 0;
-        } else if (t->unk >= 0 && !prev_unk) { /* fuse_unk: a run of unknowns is one */
+        } else if (t->unk >= 0 && !(prev_unk && t->hf_fuse_unk)) { /* fuse_unk: a run is one unk */
             ids[n++] = t->unk;
             prev_unk = 1;
         }

@@ -84,11 +84,11 @@ struct tfm_tokenizer {
     /* Byte-level BPE */
     tok_pairmap merges;          /* (left id, right id) -> (rank, merged id) */
     void *pretok;                /* pcre2_code* of the Split pre-tokenizer, NULL = none */
-    void *pretok_jit_stack;
     int ignore_merges;           /* a whole pre-token found in the vocabulary wins (Llama-3) */
     int hf_spm_strip_first_space;/* HF decoder Strip(" ", 1, 0) after Replace(▁, " ") */
     int hf_metaspace_first_only; /* HF Metaspace prepend_scheme "first": dummy prefix only at start */
-    int hf_prepend_every_fragment;/* HF normalizer Prepend: every text fragment gets ▁ */
+    int hf_metaspace_split;      /* HF Metaspace split: each ▁-started word is encoded alone */
+    int hf_fuse_unk;             /* HF BPE fuse_unk: a run of unknown characters is one unk */
 };
 
 /* ---- building (loaders) ---- */
