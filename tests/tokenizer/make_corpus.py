@@ -46,7 +46,10 @@ EDGE_CASES = [
     "C:\\Program Files\\x86\\path", "def f(x):", "    return {'a': [1, 2, 3]}  # comment",
     "int main(void) { printf(\"%d\\n\", 42); }", "x=1;y=2;z=x+y;;;;", "!!!???...,,,;;;:::",
     "a" * 300, "ab" * 150 + " " + "xyz " * 40, "🙂" * 50,
-]
+] + [
+    # Characters regex engines and normalisers disagree about (is it whitespace? a control?)
+    f"a{c}{c}b{c} x{c}" for c in "\u0085\ufeff\u180e\u2028\u2029\u001c\u001f\u000b\u000c\u00a0\u200b\u2007\u202f\u3000\u1680"
+] + ["\ufeffBOM first", "\u0085\u0085  nel", "word\u2028\u2028", "tab\t\t\tthen spaces   \t  end"]
 INVALID_UTF8 = [
     b"\xff\xfe bad lead bytes", b"truncated at end \xe4\xb8", b"\xc0\xaf overlong slash", b"\xed\xa0\x80 surrogate",
     b"ok \xe4\xb8\xad mid \x80 stray continuation", b"\xf4\x90\x80\x80 above U+10FFFF", b"\xe4\xb8 then ascii",

@@ -60,7 +60,7 @@ async function makeEncoder(which) {
   }
   if (which === "tiktoken" || which === "tiktoken-special") {
     const enc = await makeTiktoken();
-    const td = new TextDecoder();
+    const td = new TextDecoder("utf-8", { ignoreBOM: true });
     return {
       encode: (s) => Array.from(which === "tiktoken" ? enc.encode_ordinary(s) : enc.encode(s, "all")),
       decode: (ids) => td.decode(enc.decode(Uint32Array.from(ids))),
@@ -85,7 +85,7 @@ if (which === "export-llama2js") {
 } else {
   const enc = await makeEncoder(which);
   const data = readFileSync(arg);
-  const strict = new TextDecoder("utf-8", { fatal: true });
+  const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }); // keep a leading U+FEFF
   const out = [];
   let start = 0;
   for (let i = 0; i < data.length; i++) {
