@@ -2,11 +2,13 @@
 how to compare, and how to report.
 
 Environment (set by tests/e2e/meson.build):
-    E2E_MODELS  folder holding the generated NAME.gguf / NAME.npz and the SentencePiece model
+    E2E_MODELS  folder for the generated NAME.gguf / NAME.npz and the SentencePiece model (made on demand)
     E2E_TOOLS   tests/tools (torch_reference.py, llama_oracle.mjs)
     TFM_CLI     the tfm program
     NODE        the node interpreter (conformance tests only)
 """
+import fcntl
+import hashlib
 import io
 import json
 import os
@@ -61,11 +63,72 @@ def env_path(name):
     return value
 
 
+# The tiny test models: name -> make_model.py arguments. All share one 1000-piece SentencePiece
+# vocabulary trained on the KJV text; each also gets its HF-layout weights (NAME.npz).
+MODELS = {
+    "mha-f32": ["--shape", "tiny", "--dtype", "f32"],
+    "gqa-f32": ["--shape", "tiny-gqa", "--dtype", "f32"],
+    "gqa-f16": ["--shape", "tiny-gqa", "--dtype", "f16"],
+    "gqa-bf16": ["--shape", "tiny-gqa", "--dtype", "bf16"],
+    "gqa-tied-llama3-f32": ["--shape", "tiny-gqa", "--dtype", "f32", "--tied", "--rope-llama3", "8,1,4,64",
+                            "--rope-theta", "500000", "--seed", "77"],
+}
+GENERATORS = ("make_model.py", "gguf_writer.py", "train_spm.py")
+SPM_NAME = "kjv-bpe1000"
+
+
+def _generator_stamp(args):
+    """What a generated file depends on: the command and the generators' source."""
+    h = hashlib.sha256(json.dumps(args).encode())
+    for f in GENERATORS:
+        with open(os.path.join(tools_dir(), f), "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()
+
+
+def _generate(outputs, args, stamp_path):
+    """Runs a generator unless its outputs exist with a matching stamp; returns nothing, dies on error."""
+    stamp = _generator_stamp(args)
+    if all(os.path.exists(o) for o in outputs) and os.path.exists(stamp_path):
+        with open(stamp_path) as f:
+            if f.read() == stamp:
+                return
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        fatal(f"{' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+    with open(stamp_path, "w") as f:
+        f.write(stamp)
+
+
+def models_dir():
+    return env_path("E2E_MODELS")
+
+
+def spm_dir():
+    return os.path.join(models_dir(), "spm")
+
+
+def ensure_model(name):
+    """Generates model `name` (and the vocabulary) into E2E_MODELS unless it is there and current.
+    A lock file serialises tests that run in parallel."""
+    if name not in MODELS:
+        fatal(f"unknown test model {name!r} (known: {', '.join(MODELS)})")
+    os.makedirs(models_dir(), exist_ok=True)
+    with open(os.path.join(models_dir(), ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        spm = os.path.join(spm_dir(), SPM_NAME + ".model")
+        _generate([spm], [sys.executable, os.path.join(tools_dir(), "train_spm.py"), spm_dir(),
+                          "--vocab-size", "1000", "--name", SPM_NAME], spm + ".stamp")
+        gguf = os.path.join(models_dir(), name + ".gguf")
+        npz = os.path.join(models_dir(), name + ".npz")
+        _generate([gguf, npz], [sys.executable, os.path.join(tools_dir(), "make_model.py"), gguf, "--spm", spm,
+                                "--hf-npz", npz, "--name", "e2e-" + name] + MODELS[name], gguf + ".stamp")
+    return gguf, npz
+
+
 def model_path(name, ext="gguf"):
-    path = os.path.join(env_path("E2E_MODELS"), f"{name}.{ext}")
-    if not os.path.exists(path):
-        fatal(f"{path} is missing (the e2e-model-{name} target makes it)")
-    return path
+    gguf, npz = ensure_model(name)
+    return gguf if ext == "gguf" else npz
 
 
 def tools_dir():

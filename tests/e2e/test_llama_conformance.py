@@ -77,7 +77,7 @@ def ask_oracle(node, gguf, request):
 
 def corpus_lines(n):
     """n verses spread over the SentencePiece training corpus."""
-    with open(os.path.join(os.environ["E2E_MODELS"], "kjv.txt"), encoding="utf-8") as f:
+    with open(os.path.join(u.spm_dir(), "kjv.txt"), encoding="utf-8") as f:
         verses = f.read().splitlines()
     step = max(1, len(verses) // n)
     return verses[::step][:n]
@@ -92,17 +92,16 @@ def main():
     t = u.Checks(f"llama-cpp {name}")
 
     lines = corpus_lines(60) + EXTRA_LINES
-    # prompts are tokenized by llama.cpp; libtfm's tokenization of them is checked below with the rest
-    first = ask_oracle(node, gguf, {"tokenize": u.GREEDY_PROMPTS})
-    bos = first["bos"]
-    prompts = [[bos] + ids for ids in first["tokenize"]]
+    # llama.cpp tokenizes the greedy prompts itself; libtfm's tokenization of them is checked below
     answer = ask_oracle(node, gguf, {
-        "tokenize": lines,
-        "generate": [{"prompt": p, "n": GREEDY_TOKENS} for p in prompts],
+        "tokenize": lines + u.GREEDY_PROMPTS,
+        "generate": [{"text": p, "n": GREEDY_TOKENS} for p in u.GREEDY_PROMPTS],
     })
+    bos = answer["bos"]
     t.check(answer["n_vocab"] == cfg["vocab_size"], f"llama.cpp sees {answer['n_vocab']} tokens")
 
     # tokenization
+    lines += u.GREEDY_PROMPTS
     ours_plain = u.tfm_tokenize(gguf, lines, bos=False)
     ours_bos = u.tfm_tokenize(gguf, lines, bos=True)
     bad = 0
@@ -114,8 +113,8 @@ def main():
 
     # greedy tokens and probabilities
     worst = 0.0
-    for prompt, ids, run in zip(u.GREEDY_PROMPTS, prompts, answer["generate"]):
-        want = run["tokens"]
+    for prompt, run in zip(u.GREEDY_PROMPTS, answer["generate"]):
+        ids, want = run["prompt"], run["tokens"]
         ours = u.tfm_generate(gguf, prompt, GREEDY_TOKENS, temp=0)
         t.check(ours == want, f"greedy from {prompt!r}:\n  ours      {ours}\n  llama.cpp {want}")
         if not is_f32:

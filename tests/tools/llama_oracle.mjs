@@ -5,11 +5,12 @@
 //
 // request.json:
 //     {"tokenize": ["text", ...],                       // each text without BOS, special tokens as plain text
-//      "generate": [{"prompt": [1, 5, 9], "n": 32}]}     // greedy continuation of n tokens from a prompt
+//      "generate": [{"prompt": [1, 5, 9], "n": 32},     // greedy continuation of n tokens from ids,
+//                   {"text": "In the beginning", "n": 32}]}  // or from BOS + the tokenized text
 // answer.json:
 //     {"n_vocab": V, "bos": id, "eos": id,
 //      "tokenize": [[ids], ...],
-//      "generate": [{"tokens": [ids], "probs": [[V floats], ...]}]}
+//      "generate": [{"prompt": [ids], "tokens": [ids], "probs": [[V floats], ...]}]}
 //
 // "probs"[k] is llama.cpp's next-token distribution before tokens[k] was picked (the softmax of its
 // logits). Generation does not stop at end-of-generation tokens: it always gives n tokens.
@@ -62,7 +63,10 @@ const answer = { n_vocab: nVocab, bos: model.tokens.bos ?? -1, eos: model.tokens
 
 answer.tokenize = (request.tokenize ?? []).map((text) => Array.from(model.tokenize(text, false)));
 
-const runs = request.generate ?? [];
+const runs = (request.generate ?? []).map((run) => ({
+    n: run.n,
+    prompt: run.prompt ?? [...(model.tokens.bos == null ? [] : [model.tokens.bos]), ...model.tokenize(run.text, false)],
+}));
 if (runs.length > 0) {
     const longest = Math.max(...runs.map((r) => r.prompt.length + r.n));
     const context = await model.createContext({
@@ -85,7 +89,7 @@ if (runs.length > 0) {
             if (tokens.length >= run.n)
                 break;
         }
-        answer.generate.push({ tokens, probs });
+        answer.generate.push({ prompt: run.prompt, tokens, probs });
     }
     await context.dispose();
 }
