@@ -88,7 +88,7 @@ static tfm_status cpu_init(const tfm_backend_init_params *params, const tfm_back
     }
     be->n_threads = n > 0 ? n : online_cores();
     be->k = tfm_cpu_pick_kernels();
-    be->matvec_max_n = TFM_CPU_DEFAULT_MATVEC_MAX_N;
+    be->matvec_max_n = be->k->matvec_max_n;
     const char *env = getenv("TFM_CPU_MATVEC_MAX_N");
     if (env && *env)
         be->matvec_max_n = atoi(env);

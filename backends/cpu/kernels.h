@@ -17,10 +17,6 @@
 /* The matrix-vector kernels handle up to this many activation rows per pass over the weights. */
 #define TFM_CPU_MATVEC_MAX_TOKENS 4
 
-/* Default largest activation count that takes the matrix-vector path instead of sgemm
- * (tests/ops/bench_matvec measures the crossover). */
-#define TFM_CPU_DEFAULT_MATVEC_MAX_N 8
-
 /* y[t*ldy + r] = dot(weight row r, x + t*ldx) for r in [r0, r1) and t in [0, nt), nt <= 4.
  * `w` is the start of the whole weight, rows of `row_bytes` bytes holding `cols` elements. */
 typedef void (*tfm_matvec_fn)(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
@@ -36,6 +32,9 @@ typedef void (*tfm_axpy_fn)(float a, const void *v, float *y, int64_t n);
 
 typedef struct tfm_cpu_kernels {
     const char *name;                              /* "generic", "avx2", "avx512" */
+    /* Largest activation count for which these kernels beat OpenBLAS sgemm tiles (measured with
+     * tests/ops/bench_matvec; see docs/backends.md). */
+    int matvec_max_n;
     tfm_matvec_fn matvec[TFM_CPU_DTYPE_SLOTS];      /* NULL: dtype not supported by this table */
     tfm_to_f32_fn to_f32[TFM_CPU_DTYPE_SLOTS];
     tfm_from_f32_fn from_f32[TFM_CPU_DTYPE_SLOTS];  /* f32, f16, bf16 */

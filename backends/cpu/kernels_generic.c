@@ -115,6 +115,7 @@ static void scale(float *x, float s, int64_t n) {
 }
 
 static const tfm_cpu_kernels generic_kernels = {
+    .matvec_max_n = 4, /* sgemm wins from a few activations on */
     .name = "generic",
     .matvec = {[TFM_DTYPE_F32] = matvec_f32, [TFM_DTYPE_F16] = matvec_f16, [TFM_DTYPE_BF16] = matvec_bf16},
     .to_f32 = {[TFM_DTYPE_F32] = f32_to_f32, [TFM_DTYPE_F16] = f16_to_f32, [TFM_DTYPE_BF16] = bf16_to_f32},

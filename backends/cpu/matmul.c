@@ -12,6 +12,9 @@
 /* Rows per pool chunk of the matrix-vector path: a small block stays in L1/L2 while up to
  * TFM_CPU_MATVEC_MAX_TOKENS activation rows at a time pass over it. */
 #define MATVEC_CHUNK_ROWS 16
+/* Rows that every group of activation rows passes over before the next rows are read: small enough
+ * to stay in L1 while the activations stream from L2. */
+#define MATVEC_BLOCK_ROWS 8
 
 /* Weight rows per sgemm call. */
 #define GEMM_TILE_ROWS 128
@@ -31,8 +34,8 @@ static void matvec_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
     const tfm_weight *w = j->w;
     tfm_matvec_fn fn = j->be->k->matvec[w->dtype];
     int64_t r_end = end * MATVEC_CHUNK_ROWS < w->rows ? end * MATVEC_CHUNK_ROWS : w->rows;
-    for (int64_t r0 = begin * MATVEC_CHUNK_ROWS; r0 < r_end; r0 += MATVEC_CHUNK_ROWS) {
-        int64_t r1 = r0 + MATVEC_CHUNK_ROWS < r_end ? r0 + MATVEC_CHUNK_ROWS : r_end;
+    for (int64_t r0 = begin * MATVEC_CHUNK_ROWS; r0 < r_end; r0 += MATVEC_BLOCK_ROWS) {
+        int64_t r1 = r0 + MATVEC_BLOCK_ROWS < r_end ? r0 + MATVEC_BLOCK_ROWS : r_end;
         for (int t0 = 0; t0 < j->n; t0 += TFM_CPU_MATVEC_MAX_TOKENS) {
             int nt = j->n - t0 < TFM_CPU_MATVEC_MAX_TOKENS ? j->n - t0 : TFM_CPU_MATVEC_MAX_TOKENS;
             fn(w->data, j->row_bytes, w->cols, r0, r1, j->x + (size_t)t0 * (size_t)w->cols, (size_t)w->cols, nt,
