@@ -140,6 +140,7 @@ class Model:
 
     @property
     def info(self) -> ModelInfo:
+        self._ptr()  # raises if closed
         if self._info is None:
             lib = N.library()
             raw = N.tfm_model_info()
