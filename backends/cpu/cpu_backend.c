@@ -64,6 +64,7 @@ static void cpu_destroy(tfm_backend *be) {
             free(be->scratch[t]);
         free(be->scratch);
     }
+    free(be->act);
     pthread_mutex_destroy(&be->lock);
     free(be);
 }
@@ -130,6 +131,19 @@ tfm_status tfm_cpu_reserve_scratch(tfm_backend *be, size_t floats) {
     return TFM_OK;
 }
 
+tfm_status tfm_cpu_reserve_act(tfm_backend *be, size_t bytes) {
+    if (bytes <= be->act_bytes)
+        return TFM_OK;
+    free(be->act);
+    be->act_bytes = 0;
+    if (posix_memalign(&be->act, 64, bytes) != 0) {
+        be->act = NULL;
+        return tfm_cpu_error(be, TFM_E_OOM, "cpu backend: cannot allocate %zu bytes for quantised activations", bytes);
+    }
+    be->act_bytes = bytes;
+    return TFM_OK;
+}
+
 /* ---- memory ---- */
 
 static void *cpu_alloc(tfm_backend *be, size_t bytes) {
@@ -174,7 +188,8 @@ static tfm_status cpu_weight_load(tfm_backend *be, tfm_weight *w, const void *ho
         return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT,
                              "cpu backend: weight_load needs data and positive rows, cols (got %lld x %lld)",
                              (long long)rows, (long long)cols);
-    if ((unsigned)dtype >= TFM_CPU_DTYPE_SLOTS || !be->k->matvec[dtype] || !be->k->to_f32[dtype])
+    if ((unsigned)dtype >= TFM_CPU_DTYPE_SLOTS || (!be->k->matvec[dtype] && !be->k->matvec_q[dtype]) ||
+        !be->k->to_f32[dtype])
         return tfm_cpu_error(be, TFM_E_UNSUPPORTED, "cpu backend: weights of dtype %s are not supported",
                              dtype_name(dtype));
     if (tfm_cpu_row_bytes(dtype, cols) == 0)
@@ -213,7 +228,7 @@ static int is_kv_dtype(tfm_dtype t) {
 static tfm_status cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
     if (!w || !w->data || !x || !y || n < 0)
         return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul with a missing weight or buffer");
-    if ((unsigned)w->dtype >= TFM_CPU_DTYPE_SLOTS || !be->k->matvec[w->dtype])
+    if ((unsigned)w->dtype >= TFM_CPU_DTYPE_SLOTS || (!be->k->matvec[w->dtype] && !be->k->matvec_q[w->dtype]))
         return tfm_cpu_error(be, TFM_E_UNSUPPORTED, "cpu backend: matmul over %s weights is not supported",
                              dtype_name(w->dtype));
     if (n == 0)

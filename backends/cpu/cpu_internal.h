@@ -22,10 +22,16 @@ struct tfm_backend {
     /* Per-thread scratch (f32 tiles of converted weights, attention scores), grown on demand. */
     float **scratch;
     size_t scratch_floats;
+    /* Quantised activations shared by all threads during a matmul over block-quantised weights. */
+    void *act;
+    size_t act_bytes;
 };
 
 /* Makes every thread's scratch hold at least `floats` floats. TFM_E_OOM if that fails. */
 tfm_status tfm_cpu_reserve_scratch(tfm_backend *be, size_t floats);
+
+/* Makes be->act hold at least `bytes`. TFM_E_OOM if that fails. */
+tfm_status tfm_cpu_reserve_act(tfm_backend *be, size_t bytes);
 
 /* Records an error message through the host and returns `status`. */
 tfm_status tfm_cpu_error(tfm_backend *be, tfm_status status, const char *fmt, ...)

@@ -25,6 +25,12 @@ typedef void (*tfm_matvec_fn)(const void *w, size_t row_bytes, int64_t cols, int
 typedef void (*tfm_to_f32_fn)(const void *src, float *dst, int64_t n);
 /* dst[0..n) = src rounded to the dtype (f32, f16, bf16: round to nearest even). */
 typedef void (*tfm_from_f32_fn)(const float *src, void *dst, int64_t n);
+/* Quantises one row of `cols` activations (a multiple of 32) into the tfm_q8_row layout (quant.h). */
+typedef void (*tfm_quantize_q8_fn)(const float *x, int64_t cols, void *row);
+/* As tfm_matvec_fn for block-quantised weights, against activations quantised by quantize_q8:
+ * row t of them starts at xq + t * xq_stride. */
+typedef void (*tfm_matvec_q_fn)(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                                const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
 /* dot(x, v) with v in the dtype (KV cache rows). */
 typedef float (*tfm_dot_fn)(const float *x, const void *v, int64_t n);
 /* y += a * v with v in the dtype. */
@@ -35,8 +41,10 @@ typedef struct tfm_cpu_kernels {
     /* Largest activation count for which these kernels beat OpenBLAS sgemm tiles (measured with
      * tests/ops/bench_matvec; see docs/backends.md). */
     int matvec_max_n;
-    tfm_matvec_fn matvec[TFM_CPU_DTYPE_SLOTS];      /* NULL: dtype not supported by this table */
-    tfm_to_f32_fn to_f32[TFM_CPU_DTYPE_SLOTS];
+    tfm_matvec_fn matvec[TFM_CPU_DTYPE_SLOTS];      /* f32, f16, bf16 */
+    tfm_matvec_q_fn matvec_q[TFM_CPU_DTYPE_SLOTS];  /* block-quantised types */
+    tfm_quantize_q8_fn quantize_q8;
+    tfm_to_f32_fn to_f32[TFM_CPU_DTYPE_SLOTS];      /* every weight dtype (NULL: not supported) */
     tfm_from_f32_fn from_f32[TFM_CPU_DTYPE_SLOTS];  /* f32, f16, bf16 */
     tfm_dot_fn dot[TFM_CPU_DTYPE_SLOTS];            /* f32, f16, bf16 */
     tfm_axpy_fn axpy[TFM_CPU_DTYPE_SLOTS];          /* f32, f16, bf16 */
@@ -57,6 +65,31 @@ const tfm_cpu_kernels *tfm_cpu_kernels_generic(void);
 /* NULL when not compiled in (non-x86 builds); callers check the CPU first (cpu_features.h). */
 const tfm_cpu_kernels *tfm_cpu_kernels_avx2(void);
 const tfm_cpu_kernels *tfm_cpu_kernels_avx512(void);
+
+/* The portable quantised kernels (kernels_quant_generic.c), shared by every table that has no
+ * faster version of one of them. */
+void tfm_dequant_q8_0(const void *src, float *dst, int64_t n);
+void tfm_dequant_q4_0(const void *src, float *dst, int64_t n);
+void tfm_dequant_q4_k(const void *src, float *dst, int64_t n);
+void tfm_dequant_q5_k(const void *src, float *dst, int64_t n);
+void tfm_dequant_q6_k(const void *src, float *dst, int64_t n);
+void tfm_quantize_q8_generic(const float *x, int64_t cols, void *row);
+void tfm_matvec_q8_0_generic(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                             const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+void tfm_matvec_q4_0_generic(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                             const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+void tfm_matvec_q4_k_generic(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                             const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+void tfm_matvec_q5_k_generic(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                             const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+void tfm_matvec_q6_k_generic(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                             const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+
+/* Table entries of the portable quantised kernels, for the tables' initialisers. */
+#define TFM_GENERIC_DEQUANT                                                                    \
+    [TFM_DTYPE_Q8_0] = tfm_dequant_q8_0, [TFM_DTYPE_Q4_0] = tfm_dequant_q4_0,                   \
+    [TFM_DTYPE_Q4_K] = tfm_dequant_q4_k, [TFM_DTYPE_Q5_K] = tfm_dequant_q5_k,                   \
+    [TFM_DTYPE_Q6_K] = tfm_dequant_q6_k
 
 /* Bytes of one weight row of `cols` elements in `dtype`; 0 if the dtype is not a weight type or cols
  * is not a multiple of its block size. */

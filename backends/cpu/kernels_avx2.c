@@ -287,7 +287,12 @@ static const tfm_cpu_kernels avx2_kernels = {
     .matvec_max_n = 32, /* measured crossover on a Zen5 with this table forced */
     .name = "avx2",
     .matvec = {[TFM_DTYPE_F32] = matvec_f32, [TFM_DTYPE_F16] = matvec_f16, [TFM_DTYPE_BF16] = matvec_bf16},
-    .to_f32 = {[TFM_DTYPE_F32] = f32_to_f32, [TFM_DTYPE_F16] = f16_to_f32, [TFM_DTYPE_BF16] = bf16_to_f32},
+    .to_f32 = {[TFM_DTYPE_F32] = f32_to_f32, [TFM_DTYPE_F16] = f16_to_f32, [TFM_DTYPE_BF16] = bf16_to_f32,
+               TFM_GENERIC_DEQUANT},
+    .matvec_q = {[TFM_DTYPE_Q8_0] = tfm_matvec_q8_0_generic, [TFM_DTYPE_Q4_0] = tfm_matvec_q4_0_generic,
+                 [TFM_DTYPE_Q4_K] = tfm_matvec_q4_k_generic, [TFM_DTYPE_Q5_K] = tfm_matvec_q5_k_generic,
+                 [TFM_DTYPE_Q6_K] = tfm_matvec_q6_k_generic},
+    .quantize_q8 = tfm_quantize_q8_generic,
     .from_f32 = {[TFM_DTYPE_F32] = f32_from_f32, [TFM_DTYPE_F16] = f16_from_f32,
                  [TFM_DTYPE_BF16] = bf16_from_f32},
     .dot = {[TFM_DTYPE_F32] = dot_f32, [TFM_DTYPE_F16] = dot_f16, [TFM_DTYPE_BF16] = dot_bf16},

@@ -5,6 +5,7 @@
 
 #include "half.h"
 #include "kernels.h"
+#include "quant.h"
 
 /* ---- element loaders ---- */
 static inline float load_f32(const void *p, int64_t i) { return ((const float *)p)[i]; }
@@ -118,7 +119,12 @@ static const tfm_cpu_kernels generic_kernels = {
     .matvec_max_n = 4, /* sgemm wins from a few activations on */
     .name = "generic",
     .matvec = {[TFM_DTYPE_F32] = matvec_f32, [TFM_DTYPE_F16] = matvec_f16, [TFM_DTYPE_BF16] = matvec_bf16},
-    .to_f32 = {[TFM_DTYPE_F32] = f32_to_f32, [TFM_DTYPE_F16] = f16_to_f32, [TFM_DTYPE_BF16] = bf16_to_f32},
+    .to_f32 = {[TFM_DTYPE_F32] = f32_to_f32, [TFM_DTYPE_F16] = f16_to_f32, [TFM_DTYPE_BF16] = bf16_to_f32,
+               TFM_GENERIC_DEQUANT},
+    .matvec_q = {[TFM_DTYPE_Q8_0] = tfm_matvec_q8_0_generic, [TFM_DTYPE_Q4_0] = tfm_matvec_q4_0_generic,
+                 [TFM_DTYPE_Q4_K] = tfm_matvec_q4_k_generic, [TFM_DTYPE_Q5_K] = tfm_matvec_q5_k_generic,
+                 [TFM_DTYPE_Q6_K] = tfm_matvec_q6_k_generic},
+    .quantize_q8 = tfm_quantize_q8_generic,
     .from_f32 = {[TFM_DTYPE_F32] = f32_from_f32, [TFM_DTYPE_F16] = f16_from_f32,
                  [TFM_DTYPE_BF16] = bf16_from_f32},
     .dot = {[TFM_DTYPE_F32] = dot_f32, [TFM_DTYPE_F16] = dot_f16, [TFM_DTYPE_BF16] = dot_bf16},
@@ -143,6 +149,9 @@ size_t tfm_cpu_row_bytes(tfm_dtype dtype, int64_t cols) {
     case TFM_DTYPE_F32: return (size_t)cols * 4;
     case TFM_DTYPE_F16:
     case TFM_DTYPE_BF16: return (size_t)cols * 2;
-    default: return 0;
+    default:
+        if (!tfm_is_quantized(dtype) || cols % tfm_q_block_values(dtype) != 0)
+            return 0;
+        return (size_t)(cols / tfm_q_block_values(dtype)) * (size_t)tfm_q_block_bytes(dtype);
     }
 }

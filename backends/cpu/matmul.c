@@ -8,6 +8,7 @@
 #include <cblas.h>
 
 #include "cpu_internal.h"
+#include "quant.h"
 
 /* Rows per pool chunk of the matrix-vector path: a small block stays in L1/L2 while up to
  * TFM_CPU_MATVEC_MAX_TOKENS activation rows at a time pass over it. */
@@ -26,6 +27,8 @@ typedef struct matmul_job {
     const float *x;
     float *y;
     int n;
+    const char *xq;      /* quantised activations (block-quantised weights) */
+    size_t xq_stride;
 } matmul_job;
 
 static void matvec_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
@@ -38,6 +41,11 @@ static void matvec_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
         int64_t r1 = r0 + MATVEC_BLOCK_ROWS < r_end ? r0 + MATVEC_BLOCK_ROWS : r_end;
         for (int t0 = 0; t0 < j->n; t0 += TFM_CPU_MATVEC_MAX_TOKENS) {
             int nt = j->n - t0 < TFM_CPU_MATVEC_MAX_TOKENS ? j->n - t0 : TFM_CPU_MATVEC_MAX_TOKENS;
+            if (j->xq) {
+                j->be->k->matvec_q[w->dtype](w->data, j->row_bytes, w->cols, r0, r1, j->xq + (size_t)t0 * j->xq_stride,
+                                             j->xq_stride, nt, j->y + (size_t)t0 * (size_t)w->rows, (size_t)w->rows);
+                continue;
+            }
             fn(w->data, j->row_bytes, w->cols, r0, r1, j->x + (size_t)t0 * (size_t)w->cols, (size_t)w->cols, nt,
                j->y + (size_t)t0 * (size_t)w->rows, (size_t)w->rows);
         }
@@ -64,11 +72,39 @@ static void gemm_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
     }
 }
 
+typedef struct quantize_job {
+    tfm_quantize_q8_fn fn;
+    const float *x;
+    int64_t cols;
+    char *xq;
+    size_t stride;
+} quantize_job;
+
+static void quantize_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const quantize_job *j = ctx;
+    for (int64_t t = begin; t < end; t++)
+        j->fn(j->x + (size_t)t * (size_t)j->cols, j->cols, j->xq + (size_t)t * j->stride);
+}
+
 tfm_status tfm_cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
-    matmul_job job = {be, w, tfm_cpu_row_bytes(w->dtype, w->cols), x, y, n};
+    matmul_job job = {be, w, tfm_cpu_row_bytes(w->dtype, w->cols), x, y, n, NULL, 0};
     if (job.row_bytes == 0)
         return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul weight has %lld columns",
                              (long long)w->cols);
+    if (tfm_is_quantized(w->dtype)) {
+        /* Activations are quantised once and shared by the threads. */
+        job.xq_stride = tfm_q8_row_bytes(w->cols);
+        tfm_status st = tfm_cpu_reserve_act(be, (size_t)n * job.xq_stride);
+        if (st != TFM_OK)
+            return st;
+        quantize_job qj = {be->k->quantize_q8, x, w->cols, be->act, job.xq_stride};
+        tfm_pool_run(be->pool, quantize_chunk, &qj, n, n < 16 ? n : 0);
+        job.xq = be->act;
+        int64_t chunks = (w->rows + MATVEC_CHUNK_ROWS - 1) / MATVEC_CHUNK_ROWS;
+        tfm_pool_run(be->pool, matvec_chunk, &job, chunks, 0);
+        return TFM_OK;
+    }
     if (n <= be->matvec_max_n) {
         int64_t chunks = (w->rows + MATVEC_CHUNK_ROWS - 1) / MATVEC_CHUNK_ROWS;
         tfm_pool_run(be->pool, matvec_chunk, &job, chunks, 0);

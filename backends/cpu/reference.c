@@ -7,26 +7,84 @@
 
 #include "half.h"
 #include "kernels.h"
+#include "quant.h"
+
+/* Element j (0..255) of a K-quant super-block, straight from the layout in quant.h. */
+static float k_element(tfm_dtype dtype, const uint8_t *b, int j) {
+    if (dtype == TFM_DTYPE_Q6_K) {
+        int h = j / 128, v = j % 128, l = v % 32, quarter = v / 32;
+        const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+        int low = quarter == 0 ? ql[l] & 0xF : quarter == 1 ? ql[l + 32] & 0xF : quarter == 2 ? ql[l] >> 4 : ql[l + 32] >> 4;
+        int high = (qh[l] >> (2 * quarter)) & 3;
+        float d = tfm_load_f16(b + 208);
+        return (d * (float)(int8_t)b[192 + j / 16]) * (float)((low | (high << 4)) - 32);
+    }
+    int sub = j / 32, l = j % 32, sc, m;
+    tfm_k_scale_min(b + 4, sub, &sc, &m);
+    const uint8_t *qs = b + (dtype == TFM_DTYPE_Q5_K ? 48 : 16);
+    int q = sub % 2 == 0 ? qs[32 * (sub / 2) + l] & 0xF : qs[32 * (sub / 2) + l] >> 4;
+    if (dtype == TFM_DTYPE_Q5_K)
+        q |= ((b[16 + l] >> sub) & 1) << 4;
+    return (tfm_load_f16(b) * (float)sc) * (float)q - tfm_load_f16(b + 2) * (float)m;
+}
 
 float tfm_ref_weight_element(tfm_dtype dtype, const void *row, int64_t i) {
+    const uint8_t *p = row;
     switch (dtype) {
     case TFM_DTYPE_F32: return ((const float *)row)[i];
     case TFM_DTYPE_F16: return tfm_f16_to_f32(((const uint16_t *)row)[i]);
     case TFM_DTYPE_BF16: return tfm_bf16_to_f32(((const uint16_t *)row)[i]);
+    case TFM_DTYPE_Q8_0: {
+        const uint8_t *b = p + (size_t)(i / 32) * TFM_Q8_0_BYTES;
+        return (float)(int8_t)b[2 + i % 32] * tfm_load_f16(b);
+    }
+    case TFM_DTYPE_Q4_0: {
+        const uint8_t *b = p + (size_t)(i / 32) * TFM_Q4_0_BYTES;
+        int j = (int)(i % 32);
+        int nibble = j < 16 ? b[2 + j] & 0xF : b[2 + j - 16] >> 4;
+        return (float)(nibble - 8) * tfm_load_f16(b);
+    }
+    case TFM_DTYPE_Q4_K:
+    case TFM_DTYPE_Q5_K:
+    case TFM_DTYPE_Q6_K:
+        return k_element(dtype, p + (size_t)(i / 256) * (size_t)tfm_q_block_bytes(dtype), (int)(i % 256));
     default: return NAN;
+    }
+}
+
+/* Block-quantised weights multiply activations quantised per block of 32 (quant.h): part of the
+ * operation's definition. */
+static void quantize_activations(const float *x, int64_t cols, float *xd) {
+    for (int64_t b = 0; b < cols / 32; b++) {
+        int8_t q[32];
+        int32_t lane[8];
+        float d, bsum;
+        tfm_q8_block(x + b * 32, q, &d, &bsum, lane);
+        for (int i = 0; i < 32; i++)
+            xd[b * 32 + i] = d * (float)q[i];
     }
 }
 
 void tfm_ref_matmul(tfm_dtype dtype, const void *w, int64_t rows, int64_t cols, const float *x, float *y, int n) {
     size_t row_bytes = tfm_cpu_row_bytes(dtype, cols);
-    for (int t = 0; t < n; t++)
+    float *xa = malloc((size_t)cols * sizeof *xa);
+    if (!xa)
+        return;
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * (size_t)cols;
+        if (tfm_is_quantized(dtype)) {
+            quantize_activations(xt, cols, xa);
+            xt = xa;
+        }
         for (int64_t r = 0; r < rows; r++) {
             const void *row = (const char *)w + (size_t)r * row_bytes;
             double s = 0.0;
             for (int64_t c = 0; c < cols; c++)
-                s += (double)tfm_ref_weight_element(dtype, row, c) * (double)x[(size_t)t * (size_t)cols + (size_t)c];
+                s += (double)tfm_ref_weight_element(dtype, row, c) * (double)xt[c];
             y[(size_t)t * (size_t)rows + (size_t)r] = (float)s;
         }
+    }
+    free(xa);
 }
 
 void tfm_ref_embed(tfm_dtype dtype, const void *table, int64_t cols, const int32_t *ids, int n, float *out) {

@@ -11,6 +11,7 @@
 /* Element i of a weight row stored in `dtype` (f32, f16, bf16 and the block types), as f32. */
 float tfm_ref_weight_element(tfm_dtype dtype, const void *row, int64_t i);
 
+/* For block-quantised weights, x is first quantised per block of 32 as the backend does (quant.h). */
 void tfm_ref_matmul(tfm_dtype dtype, const void *w, int64_t rows, int64_t cols, const float *x, float *y, int n);
 void tfm_ref_embed(tfm_dtype dtype, const void *table, int64_t cols, const int32_t *ids, int n, float *out);
 void tfm_ref_rmsnorm(const float *x, const float *g, float *y, int n, int dim, float eps);

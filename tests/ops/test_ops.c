@@ -11,6 +11,8 @@
 
 #include "backend.h"
 #include "half.h"
+#include "kernels.h"
+#include "quant.h"
 #include "reference.h"
 
 static int failures;
@@ -122,6 +124,98 @@ static void test_matmul(const tfm_backend_ops *ops, tfm_backend *be, digest *dg)
             free(wf);
             free(wd);
         }
+}
+
+/* ---- block-quantised weights ---- */
+static const tfm_dtype quant_types[] = {TFM_DTYPE_Q8_0, TFM_DTYPE_Q4_0, TFM_DTYPE_Q4_K, TFM_DTYPE_Q5_K, TFM_DTYPE_Q6_K};
+
+static void put_f16(uint8_t *p, float v) {
+    uint16_t h = tfm_f32_to_f16(v);
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+
+/* Random blocks: random bits everywhere, then sane f16 scales (positive and negative). */
+static uint8_t *random_quant(tfm_dtype t, int64_t rows, int64_t cols) {
+    int bb = tfm_q_block_bytes(t), bv = tfm_q_block_values(t);
+    size_t nblocks = (size_t)(rows * cols / bv);
+    uint8_t *p = malloc(nblocks * (size_t)bb + 64);
+    for (size_t i = 0; i < nblocks * (size_t)bb; i++)
+        p[i] = (uint8_t)(rng_u32() >> 13);
+    for (size_t b = 0; b < nblocks; b++) {
+        uint8_t *blk = p + b * (size_t)bb;
+        float d = rng_uniform(-0.02f, 0.02f);
+        if (t == TFM_DTYPE_Q6_K) {
+            put_f16(blk + 208, d);
+        } else {
+            put_f16(blk, d);
+            if (t == TFM_DTYPE_Q4_K || t == TFM_DTYPE_Q5_K)
+                put_f16(blk + 2, rng_uniform(0.0f, 0.01f));
+        }
+    }
+    return p;
+}
+
+static const char *qname(tfm_dtype t) {
+    switch (t) {
+    case TFM_DTYPE_Q8_0: return "q8_0";
+    case TFM_DTYPE_Q4_0: return "q4_0";
+    case TFM_DTYPE_Q4_K: return "q4_k";
+    case TFM_DTYPE_Q5_K: return "q5_k";
+    default: return "q6_k";
+    }
+}
+
+static void test_quant(const tfm_backend_ops *ops, tfm_backend *be, digest *dg) {
+    static const int shapes[][2] = {{19, 256}, {64, 512}, {45, 1280}};
+    static const int ns[] = {1, 2, 3, 4, 5, 9, 20};
+    for (size_t q = 0; q < sizeof quant_types / sizeof quant_types[0]; q++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            tfm_dtype dt = quant_types[q];
+            int rows = shapes[s][0], cols = shapes[s][1];
+            uint8_t *wd = random_quant(dt, rows, cols);
+            size_t row_bytes = tfm_cpu_row_bytes(dt, cols);
+            tfm_weight w;
+            CHECK(ops->weight_load(be, &w, wd, dt, rows, cols) == TFM_OK, "weight_load %s", qname(dt));
+            for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+                int n = ns[k];
+                float *x = random_floats((size_t)n * cols, -1, 1);
+                float *y = calloc((size_t)n * rows, sizeof *y), *ref = calloc((size_t)n * rows, sizeof *ref);
+                CHECK(ops->matmul(be, &w, x, y, n) == TFM_OK, "matmul %s", qname(dt));
+                tfm_ref_matmul(dt, wd, rows, cols, x, ref, n);
+                double worst = 0;
+                for (int t = 0; t < n; t++)
+                    for (int r = 0; r < rows; r++) {
+                        double mag = 0;
+                        for (int c = 0; c < cols; c++)
+                            mag += fabs(tfm_ref_weight_element(dt, wd + (size_t)r * row_bytes, c) * x[(size_t)t * cols + c]);
+                        double err = fabs((double)y[(size_t)t * rows + r] - ref[(size_t)t * rows + r]);
+                        double bound = cols * ldexp(1.0, -24) * mag + 1e-30;
+                        worst = err / bound > worst ? err / bound : worst;
+                    }
+                CHECK(worst <= 1.0, "matmul %s %dx%d n=%d: error %.3g x the bound", qname(dt), rows, cols, n, worst);
+                digest_add(dg, y, (size_t)n * rows);
+                free(x), free(y), free(ref);
+            }
+            /* embedding rows of a quantised table are dequantised exactly */
+            int32_t ids[3] = {rows - 1, 0, rows / 2};
+            float *out = malloc((size_t)3 * cols * sizeof *out);
+            CHECK(ops->embed(be, &w, ids, 3, out) == TFM_OK, "embed %s", qname(dt));
+            int exact = 1;
+            for (int i = 0; i < 3; i++)
+                for (int c = 0; c < cols; c++) {
+                    float e = tfm_ref_weight_element(dt, wd + (size_t)ids[i] * row_bytes, c);
+                    exact &= memcmp(&e, &out[(size_t)i * cols + c], sizeof e) == 0;
+                }
+            CHECK(exact, "embed %s differs from the block definition", qname(dt));
+            free(out);
+            free(wd);
+        }
+    /* a row must hold whole blocks */
+    tfm_weight w;
+    uint8_t buf[1024] = {0};
+    CHECK(ops->weight_load(be, &w, buf, TFM_DTYPE_Q4_K, 2, 128) == TFM_E_UNSUPPORTED, "q4_k with 128 columns");
+    CHECK(ops->weight_load(be, &w, buf, TFM_DTYPE_Q4_0, 2, 48) == TFM_E_UNSUPPORTED, "q4_0 with 48 columns");
 }
 
 /* ---- embed ---- */
@@ -338,6 +432,7 @@ int main(void) {
             test_table(ops, be);
             test_matmul(ops, be, &dg);
             test_embed(ops, be, &dg);
+            test_quant(ops, be, &dg);
             test_rmsnorm(ops, be, &dg);
             test_rope(ops, be, &dg);
             test_kv_store(ops, be, &dg);
