@@ -1,12 +1,11 @@
 """The game-loop example: one model, several characters, single-threaded stepping within a frame
-budget or one thread per character; the same text either way (and the same as the Python bindings
-give); cancellation by timeout and by a key press."""
+budget or one thread per character; the same text either way (and the same as the tfm program gives
+with the same seed); cancellation by timeout and by a key press."""
 import re
 
 import pytest
 
 import apps_util as u
-import tfm
 
 # the cast of examples/game-loop/game_loop.c, in order; character k samples with seed 1000 + k
 CAST = [("Moses", "And the LORD spake unto Moses, saying,"), ("David", "The LORD is my shepherd;"),
@@ -27,22 +26,23 @@ def game(*args, stdin=b""):
     return summary, finals, frames, out
 
 
-def test_single_and_multi_thread_say_the_same_as_the_bindings():
+def test_single_and_multi_thread_say_the_same_as_the_cli():
     tokens = 16
     _, single, _, out = game("--mode", "single", "--characters", 3, "--tokens", tokens, "--no-sleep")
     _, multi, _, _ = game("--mode", "multi", "--characters", 3, "--tokens", tokens, "--no-sleep")
     assert single == multi
     assert list(single) == [name for name, _ in CAST[:3]]
-    with tfm.Model.load(u.model_path(), threads=1) as model:
-        for k, (name, prompt) in enumerate(CAST[:3]):
-            state, n, text = single[name]
-            with model.session() as s:
-                pairs = list(s.generate_tokens(prompt, tokens, seed=1000 + k))
-            assert state == "done" and n == sum(1 for t, _ in pairs if t >= 0)
-            assert text == "".join(p for _, p in pairs)
-            # what was shown frame by frame adds up to the final text
-            shown = "".join(m.replace("\\n", "\n") for m in re.findall(rf'^frame +\d+  {name} +\+"(.*)"$', out, re.M))
-            assert shown == text
+    for k, (name, prompt) in enumerate(CAST[:3]):
+        state, n, text = single[name]
+        # the library's default sampler settings in both programs, the same seed
+        r = u.cli("run", "-m", u.model_path(), "-p", prompt, "-n", tokens, "--seed", 1000 + k, "-q", "--print-ids")
+        ids = u.parse_ids_line(r.stdout)
+        printed = r.stdout.decode()[: r.stdout.decode().rindex("ids:")]
+        assert state == "done" and n == len(ids)
+        assert printed == (text if text.endswith("\n") else text + "\n")
+        # what was shown frame by frame adds up to the final text
+        shown = "".join(m.replace("\\n", "\n") for m in re.findall(rf'^frame +\d+  {name} +\+"(.*)"$', out, re.M))
+        assert shown == text
 
 
 def test_the_budget_bounds_the_work_per_frame():
