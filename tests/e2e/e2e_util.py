@@ -193,7 +193,9 @@ def tfm_generate(model, prompt, n, temp=0.0, seed=None, extra=()):
 
 
 def parse_generated_ids(stdout):
-    for line in stdout.splitlines():
+    """The ids of the 'ids: ...' line --print-ids adds after the text (the last such line: the
+    generated text itself could hold one)."""
+    for line in reversed(stdout.splitlines()):
         if line.startswith("ids:"):
             return [int(t) for t in line[4:].split()]
     fatal(f"no 'ids:' line in the output of tfm run:\n{stdout}")

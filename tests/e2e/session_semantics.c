@@ -328,6 +328,16 @@ static void test_greedy_is_argmax(void) {
     }
     tfm_session_free(check);
     tfm_session_free(s);
+
+    /* generation that reaches the end of the context stops there and reports success */
+    s = new_session(16, 0, 0, NULL, NULL);
+    gp.max_tokens = 10;
+    n_out = 0;
+    CHECK_STATUS(tfm_session_generate(s, sampler, ids, N, &gp, out, GEN, &n_out), TFM_OK);
+    CHECK(n_out >= 16 - N && n_out <= 16 - N + 1, "generated %zu tokens in the %d free places of the context",
+          n_out, 16 - N);
+    CHECK(tfm_session_n_past(s) <= 16, "n_past %d beyond n_ctx 16", tfm_session_n_past(s));
+    tfm_session_free(s);
     tfm_sampler_free(sampler);
 }
 
