@@ -92,7 +92,7 @@ tfm_status tfm_cuda_attention_simple(tfm_backend *be, const float *q, const void
 
 tfm_status tfm_cuda_attention(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
                               tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv, int head_dim,
-                              float scale, int causal) {
+                              float scale, int causal, void *out16) {
     if (n < 1) return TFM_OK;
     if (n_head_kv < 1 || n_head % n_head_kv || head_dim < 1 || head_dim > 256)
         return tfm_cuda_invalid(be, "cuda attention: %d heads over %d kv heads of dim %d are not supported", n_head,
@@ -105,7 +105,7 @@ tfm_status tfm_cuda_attention(tfm_backend *be, const float *q, const void *k_cac
         if (st != TFM_E_UNSUPPORTED) return st;
     } else if (kv_dtype != TFM_DTYPE_F32) {
         st = tfm_cuda_attention_flash(be, q, k_cache, v_cache, kv_dtype, out, n, pos0, n_head, n_head_kv, head_dim,
-                                      scale, causal);
+                                      scale, causal, out16);
         if (st != TFM_E_UNSUPPORTED) return st;
     }
     return tfm_cuda_attention_simple(be, q, k_cache, v_cache, kv_dtype, out, n, pos0, n_head, n_head_kv, head_dim, scale,

@@ -62,7 +62,7 @@ template <typename T, int D>
 __global__ void __launch_bounds__(FA_THREADS)
     flash_attention_kernel(const float *__restrict__ q, const T *__restrict__ kc, const T *__restrict__ vc,
                            float *__restrict__ out, int n, int pos0, int group, int kv_stride, float qscale,
-                           int causal) {
+                           int causal, void *out16, int out16_is_f16) {
     constexpr int LD = D + 8; /* padded shared row: conflict-free fragment loads */
     constexpr int KT = D / 16, NT = FA_BK / 8, DT = D / 8;
     extern __shared__ __align__(16) unsigned char fa_smem[];
@@ -216,12 +216,23 @@ __global__ void __launch_bounds__(FA_THREADS)
 #pragma unroll
     for (int i = 0; i < DT; i++) {
         int col = i * 8 + 2 * t;
-        if (r0 < n)
-            *reinterpret_cast<float2 *>(out + (size_t)r0 * q_stride + h * D + col) =
-                make_float2(o[i][0] * inv0, o[i][1] * inv0);
-        if (r1 < n)
-            *reinterpret_cast<float2 *>(out + (size_t)r1 * q_stride + h * D + col) =
-                make_float2(o[i][2] * inv1, o[i][3] * inv1);
+        float2 v0 = make_float2(o[i][0] * inv0, o[i][1] * inv0), v1 = make_float2(o[i][2] * inv1, o[i][3] * inv1);
+        size_t at0 = (size_t)r0 * q_stride + h * D + col, at1 = (size_t)r1 * q_stride + h * D + col;
+        if (r0 < n) *reinterpret_cast<float2 *>(out + at0) = v0;
+        if (r1 < n) *reinterpret_cast<float2 *>(out + at1) = v1;
+        if (out16) { /* the next GEMM's input, rounded once here */
+            if (out16_is_f16) {
+                if (r0 < n) *reinterpret_cast<__half2 *>(static_cast<__half *>(out16) + at0) = __floats2half2_rn(v0.x, v0.y);
+                if (r1 < n) *reinterpret_cast<__half2 *>(static_cast<__half *>(out16) + at1) = __floats2half2_rn(v1.x, v1.y);
+            } else {
+                if (r0 < n)
+                    *reinterpret_cast<__nv_bfloat162 *>(static_cast<__nv_bfloat16 *>(out16) + at0) =
+                        __floats2bfloat162_rn(v0.x, v0.y);
+                if (r1 < n)
+                    *reinterpret_cast<__nv_bfloat162 *>(static_cast<__nv_bfloat16 *>(out16) + at1) =
+                        __floats2bfloat162_rn(v1.x, v1.y);
+            }
+        }
     }
 }
 
@@ -244,29 +255,30 @@ tfm_status tfm_cuda_attention_setup(tfm_backend *be) {
 
 template <typename T, int D>
 static cudaError_t launch_flash(tfm_backend *be, const float *q, const void *k, const void *v, float *out, int n,
-                                int pos0, int n_head, int n_head_kv, float scale, int causal) {
+                                int pos0, int n_head, int n_head_kv, float scale, int causal, void *out16) {
     dim3 grid((unsigned)((n + FA_BQ - 1) / FA_BQ), (unsigned)n_head);
     return tfm_cuda_launch(be, flash_attention_kernel<T, D>, grid, dim3(FA_THREADS), flash_smem<T, D>(), q,
                            (const T *)k, (const T *)v, out, n, pos0, n_head / n_head_kv, n_head_kv * D, scale * LOG2E,
-                           causal);
+                           causal, out16, be->gemm16 == TFM_DTYPE_F16 ? 1 : 0);
 }
 
 tfm_status tfm_cuda_attention_flash(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
                                     tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv,
-                                    int head_dim, float scale, int causal) {
+                                    int head_dim, float scale, int causal, void *out16) {
     if ((head_dim != 64 && head_dim != 128) || be->recording || n_head > 65535 || ((uintptr_t)q % 8) ||
         ((uintptr_t)out % 8) || ((uintptr_t)k_cache % 16) || ((uintptr_t)v_cache % 16) ||
         flash_smem<__half, 128>() > be->prop.sharedMemPerBlockOptin)
         return TFM_E_UNSUPPORTED;
     cudaError_t err;
     if (kv_dtype == TFM_DTYPE_F16)
-        err = head_dim == 64 ? launch_flash<__half, 64>(be, q, k_cache, v_cache, out, n, pos0, n_head, n_head_kv, scale, causal)
-                             : launch_flash<__half, 128>(be, q, k_cache, v_cache, out, n, pos0, n_head, n_head_kv, scale, causal);
+        err = head_dim == 64 ? launch_flash<__half, 64>(be, q, k_cache, v_cache, out, n, pos0, n_head, n_head_kv, scale, causal, out16)
+                             : launch_flash<__half, 128>(be, q, k_cache, v_cache, out, n, pos0, n_head, n_head_kv, scale, causal, out16);
     else
         err = head_dim == 64
-                  ? launch_flash<__nv_bfloat16, 64>(be, q, k_cache, v_cache, out, n, pos0, n_head, n_head_kv, scale, causal)
+                  ? launch_flash<__nv_bfloat16, 64>(be, q, k_cache, v_cache, out, n, pos0, n_head, n_head_kv, scale, causal, out16)
                   : launch_flash<__nv_bfloat16, 128>(be, q, k_cache, v_cache, out, n, pos0, n_head, n_head_kv, scale,
-                                                     causal);
+                                                     causal, out16);
     CUDA_TRY(be, err);
+    if (out16) tfm_cuda_conv_set(be, out, (size_t)n * n_head * head_dim);
     return TFM_OK;
 }

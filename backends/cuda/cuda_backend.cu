@@ -1,17 +1,20 @@
 /*
  * cuda_backend.cu — the cuda plugin's vtable: device discovery, memory, weight upload, errors.
  *
- * Weights live on the device in f16 or bf16 (f32 sources are converted on the device at load;
- * TFM_CUDA_WEIGHT_DTYPE=f16|bf16|f32 forces one type for every matrix). Activations are f32.
- * Environment knobs (for measurements): TFM_CUDA_PDL=0, TFM_CUDA_GRAPHS=0, TFM_CUDA_PREFETCH=<bytes>,
- * TFM_CUDA_MATVEC=<variant>.
+ * Matrices live on the device in f16 where that is exact or nearly so: f16 sources as they are, f32
+ * and bf16 sources converted on the device at load (bf16 -> f16 keeps every bit of a bf16 value of
+ * magnitude 2^-14 .. 65504; a tensor with a value beyond the f16 range stays bf16). f16 rather than
+ * bf16 because batched GEMMs round their f32 activations to the weight type, and f16 keeps 3 more
+ * bits. TFM_CUDA_WEIGHT_DTYPE=f16|bf16|f32 forces one type for every matrix. Activations are f32.
+ * Environment knobs (for measurements): TFM_CUDA_PDL=0, TFM_CUDA_GRAPHS=0, TFM_CUDA_FUSE=0,
+ * TFM_CUDA_PREFETCH=<bytes>, TFM_CUDA_MATVEC=<variant>.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda_internal.h"
+#include "fusion.h"
 
 #define STAGING_BYTES ((size_t)64 << 20)        /* upload chunk when converting weights */
 #define CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
@@ -188,10 +191,14 @@ static tfm_status cuda_init(const tfm_backend_init_params *params, const tfm_bac
     INIT_TRY(cudaMemsetAsync(be->d_step, 0, 2 * sizeof(int), be->stream));
     INIT_TRY(cudaStreamSynchronize(be->stream));
     if ((st = tfm_cuda_attention_setup(be))) goto fail;
+    if ((st = tfm_cuda_mvx_setup(be))) goto fail;
+    if ((st = device_alloc(be, (void **)&be->d_flag, sizeof(int), "a flag"))) goto fail;
+    be->gemm16 = TFM_DTYPE_F32;
 
     be->use_pdl = be->prop.major >= 9 && env_int("TFM_CUDA_PDL", 1) != 0;
     be->use_graphs = env_int("TFM_CUDA_GRAPHS", 1) != 0;
-    be->prefetch_bytes = be->prop.major >= 9 ? env_int("TFM_CUDA_PREFETCH", 4096) : 0;
+    be->prefetch_bytes = be->prop.major >= 9 ? env_int("TFM_CUDA_PREFETCH", 0) : 0;
+    be->fuse = env_int("TFM_CUDA_FUSE", 1) != 0;
     be->matvec_variant = env_int("TFM_CUDA_MATVEC", 0);
     be->weight_dtype_f32 = TFM_DTYPE_F16;
     {
@@ -202,9 +209,9 @@ static tfm_status cuda_init(const tfm_backend_init_params *params, const tfm_bac
             goto fail;
         }
     }
-    host->log(TFM_LOG_INFO, "cuda: device %d %s, compute %d.%d, %d SMs, %zu MiB, L2 %d KiB, pdl %d, graphs %d",
+    host->log(TFM_LOG_INFO, "cuda: device %d %s, compute %d.%d, %d SMs, %zu MiB, L2 %d KiB, pdl %d, graphs %d, fuse %d",
               be->device, be->prop.name, be->prop.major, be->prop.minor, be->prop.multiProcessorCount,
-              be->prop.totalGlobalMem >> 20, be->prop.l2CacheSize >> 10, be->use_pdl, be->use_graphs);
+              be->prop.totalGlobalMem >> 20, be->prop.l2CacheSize >> 10, be->use_pdl, be->use_graphs, be->fuse);
     *out = be;
     return TFM_OK;
 #undef INIT_TRY
@@ -216,6 +223,7 @@ fail:
 static void cuda_destroy(tfm_backend *be) {
     if (!be) return;
     select_device(be);
+    if (be->stream) tfm_cuda_settle(be);
     if (be->recording) tfm_cuda_step_abandon(be, "backend destroyed");
     if (be->stream) cudaStreamSynchronize(be->stream);
     tfm_cuda_steps_free(be);
@@ -223,6 +231,7 @@ static void cuda_destroy(tfm_backend *be) {
     if (be->attn_partial) cudaFree(be->attn_partial);
     if (be->attn_counters) cudaFree(be->attn_counters);
     if (be->d_step) cudaFree(be->d_step);
+    if (be->d_flag) cudaFree(be->d_flag);
     if (be->cublas) cublasDestroy(be->cublas);
     if (be->cublas_workspace) cudaFree(be->cublas_workspace);
     if (be->stream) cudaStreamDestroy(be->stream);
@@ -255,6 +264,7 @@ static void *cuda_alloc(tfm_backend *be, size_t bytes) {
 static void cuda_free(tfm_backend *be, void *ptr) {
     if (!ptr) return;
     select_device(be);
+    tfm_cuda_settle_all(be); /* nothing held back may still read or owe this memory */
     leave_recording(be, "free inside the step");
     cudaStreamSynchronize(be->stream);
     cudaFree(ptr);
@@ -263,6 +273,8 @@ static void cuda_free(tfm_backend *be, void *ptr) {
 
 static tfm_status cuda_upload(tfm_backend *be, void *dst, const void *host_src, size_t bytes) {
     select_device(be);
+    tfm_status st = tfm_cuda_before_write(be, dst, bytes);
+    if (st) return st;
     leave_recording(be, "upload inside the step");
     CUDA_TRY(be, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, be->stream));
     CUDA_TRY(be, cudaStreamSynchronize(be->stream));
@@ -271,6 +283,8 @@ static tfm_status cuda_upload(tfm_backend *be, void *dst, const void *host_src, 
 
 static tfm_status cuda_download(tfm_backend *be, void *host_dst, const void *src, size_t bytes) {
     select_device(be);
+    tfm_status st = tfm_cuda_before_read(be, src, bytes);
+    if (st) return st;
     leave_recording(be, "download inside the step");
     CUDA_TRY(be, cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, be->stream));
     CUDA_TRY(be, cudaStreamSynchronize(be->stream));
@@ -290,6 +304,8 @@ static void cuda_mem_info(tfm_backend *be, size_t *free_bytes, size_t *total_byt
 
 static tfm_status cuda_sync(tfm_backend *be) {
     select_device(be);
+    tfm_status st = tfm_cuda_settle(be);
+    if (st) return st;
     leave_recording(be, "sync inside the step");
     CUDA_TRY(be, cudaStreamSynchronize(be->stream));
     CUDA_TRY(be, cudaGetLastError());
@@ -307,23 +323,33 @@ static size_t dtype_bytes(tfm_dtype t) {
     }
 }
 
+/* Converts and raises *overflow when a finite value does not fit the destination type. */
 template <typename S, typename D>
-__global__ void convert_weight_kernel(const S *__restrict__ src, D *__restrict__ dst, size_t count) {
+__global__ void convert_weight_kernel(const S *__restrict__ src, D *__restrict__ dst, size_t count, int *overflow) {
     pdl_wait();
     pdl_launch_dependents();
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = from_f32<D>(to_f32<S>(src[i]));
+    int bad = 0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x) {
+        float v = to_f32<S>(src[i]);
+        D d = from_f32<D>(v);
+        dst[i] = d;
+        bad |= isinf(to_f32<D>(d)) && !isinf(v);
+    }
+    if (bad) atomicOr(overflow, 1);
 }
 
 template <typename S>
 static cudaError_t launch_convert_from(tfm_backend *be, const S *src, void *dst, tfm_dtype to, size_t count) {
     dim3 grid((unsigned)(be->prop.multiProcessorCount * 8)), block(256);
     switch (to) {
-    case TFM_DTYPE_F32: return tfm_cuda_launch(be, convert_weight_kernel<S, float>, grid, block, 0, src, (float *)dst, count);
-    case TFM_DTYPE_F16: return tfm_cuda_launch(be, convert_weight_kernel<S, __half>, grid, block, 0, src, (__half *)dst, count);
+    case TFM_DTYPE_F32:
+        return tfm_cuda_launch(be, convert_weight_kernel<S, float>, grid, block, 0, src, (float *)dst, count, be->d_flag);
+    case TFM_DTYPE_F16:
+        return tfm_cuda_launch(be, convert_weight_kernel<S, __half>, grid, block, 0, src, (__half *)dst, count,
+                               be->d_flag);
     default:
         return tfm_cuda_launch(be, convert_weight_kernel<S, __nv_bfloat16>, grid, block, 0, src, (__nv_bfloat16 *)dst,
-                               count);
+                               count, be->d_flag);
     }
 }
 
@@ -336,9 +362,59 @@ static cudaError_t launch_convert(tfm_backend *be, const void *src, tfm_dtype fr
     }
 }
 
+/* Uploads `count` elements of `dtype` from the host and stores them as `target` in *out.
+ * TFM_E_UNSUPPORTED (nothing reported) when a value does not fit `target`. */
+static tfm_status upload_as(tfm_backend *be, const void *host, tfm_dtype dtype, size_t count, tfm_dtype target,
+                            void **out) {
+    void *dst = NULL;
+    *out = NULL;
+    tfm_status st = device_alloc(be, &dst, count * dtype_bytes(target), "a weight");
+    if (st) return st;
+    if (target == dtype) {
+        cudaError_t err = cudaMemcpyAsync(dst, host, count * dtype_bytes(dtype), cudaMemcpyHostToDevice, be->stream);
+        if (err == cudaSuccess) err = cudaStreamSynchronize(be->stream);
+        if (err != cudaSuccess) {
+            cudaFree(dst);
+            return tfm_cuda_fail(be, err, "uploading a weight", __FILE__, __LINE__);
+        }
+        *out = dst;
+        return TFM_OK;
+    }
+    /* Upload in chunks through a staging buffer and convert on the device. */
+    size_t src_size = dtype_bytes(dtype), chunk = STAGING_BYTES / src_size;
+    void *stage = NULL;
+    if ((st = device_alloc(be, &stage, (count < chunk ? count : chunk) * src_size, "weight staging"))) {
+        cudaFree(dst);
+        return st;
+    }
+    int overflow = 0;
+    cudaError_t err = cudaMemsetAsync(be->d_flag, 0, sizeof(int), be->stream);
+    for (size_t done = 0; done < count && err == cudaSuccess; done += chunk) {
+        size_t n = count - done < chunk ? count - done : chunk;
+        err = cudaMemcpyAsync(stage, (const char *)host + done * src_size, n * src_size, cudaMemcpyHostToDevice,
+                              be->stream);
+        if (err == cudaSuccess) err = launch_convert(be, stage, dtype, (char *)dst + done * dtype_bytes(target), target, n);
+    }
+    if (err == cudaSuccess) err = cudaMemcpyAsync(&overflow, be->d_flag, sizeof(int), cudaMemcpyDeviceToHost, be->stream);
+    if (err == cudaSuccess) err = cudaStreamSynchronize(be->stream);
+    cudaFree(stage);
+    if (err != cudaSuccess) {
+        cudaFree(dst);
+        return tfm_cuda_fail(be, err, "converting a weight", __FILE__, __LINE__);
+    }
+    if (overflow) {
+        cudaFree(dst);
+        return TFM_E_UNSUPPORTED;
+    }
+    *out = dst;
+    return TFM_OK;
+}
+
 static tfm_status cuda_weight_load(tfm_backend *be, tfm_weight *w, const void *host, tfm_dtype dtype, int64_t rows,
                                    int64_t cols) {
     select_device(be);
+    tfm_status st = tfm_cuda_settle(be);
+    if (st) return st;
     leave_recording(be, "weight_load inside the step");
     w->data = NULL;
     w->backend_data = NULL;
@@ -353,50 +429,34 @@ static tfm_status cuda_weight_load(tfm_backend *be, tfm_weight *w, const void *h
         return TFM_E_UNSUPPORTED;
     }
     /* Vectors (norm gains) stay as given; matrices become the device weight type. */
-    tfm_dtype target = dtype;
+    tfm_dtype target = dtype, fallback = dtype;
     if (rows > 1) {
         const char *wd = getenv("TFM_CUDA_WEIGHT_DTYPE");
         if (wd && !strcmp(wd, "f16")) target = TFM_DTYPE_F16;
         else if (wd && !strcmp(wd, "bf16")) target = TFM_DTYPE_BF16;
         else if (wd && !strcmp(wd, "f32")) target = TFM_DTYPE_F32;
-        else if (dtype == TFM_DTYPE_F32) target = be->weight_dtype_f32;
+        else target = TFM_DTYPE_F16;
+        /* a value beyond the f16 range: keep bf16 (bf16 sources) or use it (f32 sources) */
+        fallback = dtype == TFM_DTYPE_F16 ? TFM_DTYPE_F16 : target == TFM_DTYPE_F16 ? TFM_DTYPE_BF16 : target;
     }
     size_t count = (size_t)rows * (size_t)cols;
     void *dst = NULL;
-    tfm_status st = device_alloc(be, &dst, count * dtype_bytes(target), "a weight");
-    if (st) return st;
-    if (target == dtype) {
-        cudaError_t err = cudaMemcpyAsync(dst, host, count * dtype_bytes(dtype), cudaMemcpyHostToDevice, be->stream);
-        if (err == cudaSuccess) err = cudaStreamSynchronize(be->stream);
-        if (err != cudaSuccess) {
-            cudaFree(dst);
-            return tfm_cuda_fail(be, err, "uploading a weight", __FILE__, __LINE__);
-        }
-    } else {
-        /* Upload in chunks through a staging buffer and convert on the device. */
-        size_t src_size = dtype_bytes(dtype), chunk = STAGING_BYTES / src_size;
-        void *stage = NULL;
-        if ((st = device_alloc(be, &stage, (count < chunk ? count : chunk) * src_size, "weight staging"))) {
-            cudaFree(dst);
-            return st;
-        }
-        cudaError_t err = cudaSuccess;
-        for (size_t done = 0; done < count && err == cudaSuccess; done += chunk) {
-            size_t n = count - done < chunk ? count - done : chunk;
-            err = cudaMemcpyAsync(stage, (const char *)host + done * src_size, n * src_size, cudaMemcpyHostToDevice,
-                                  be->stream);
-            if (err == cudaSuccess)
-                err = launch_convert(be, stage, dtype, (char *)dst + done * dtype_bytes(target), target, n);
-        }
-        if (err == cudaSuccess) err = cudaStreamSynchronize(be->stream);
-        cudaFree(stage);
-        if (err != cudaSuccess) {
-            cudaFree(dst);
-            return tfm_cuda_fail(be, err, "converting a weight", __FILE__, __LINE__);
-        }
+    st = upload_as(be, host, dtype, count, target, &dst);
+    if (st == TFM_E_UNSUPPORTED && fallback != target) {
+        be->host->log(TFM_LOG_INFO, "cuda: a %lld x %lld weight has values beyond the f16 range; kept as %s",
+                      (long long)rows, (long long)cols, dtype_name(fallback));
+        target = fallback;
+        st = upload_as(be, host, dtype, count, target, &dst);
     }
+    if (st == TFM_E_UNSUPPORTED) {
+        be->host->set_error("cuda: a %lld x %lld %s weight has values beyond the range of %s", (long long)rows,
+                            (long long)cols, dtype_name(dtype), dtype_name(target));
+        return TFM_E_UNSUPPORTED;
+    }
+    if (st) return st;
     w->data = dst;
     w->dtype = target;
+    if (rows > 1 && (target == TFM_DTYPE_F16 || target == TFM_DTYPE_BF16)) be->gemm16 = target;
     return TFM_OK;
 }
 
@@ -410,39 +470,39 @@ static void cuda_weight_free(tfm_backend *be, tfm_weight *w) {
 
 static tfm_status op_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
     select_device(be);
-    return tfm_cuda_matmul(be, w, x, y, n);
+    return tfm_cuda_plan_matmul(be, w, x, y, n);
 }
 static tfm_status op_embed(tfm_backend *be, const tfm_weight *t, const int32_t *ids, int n, float *out) {
     select_device(be);
-    return tfm_cuda_embed(be, t, ids, n, out);
+    return tfm_cuda_plan_embed(be, t, ids, n, out);
 }
 static tfm_status op_rmsnorm(tfm_backend *be, const float *x, const tfm_weight *g, float *y, int n, int dim, float eps) {
     select_device(be);
-    return tfm_cuda_rmsnorm(be, x, g, y, n, dim, eps);
+    return tfm_cuda_plan_rmsnorm(be, x, g, y, n, dim, eps);
 }
 static tfm_status op_rope(tfm_backend *be, float *x, int n, int n_head, int head_dim, int pos0, const float *inv_freq,
                           tfm_rope_pairing pairing) {
     select_device(be);
-    return tfm_cuda_rope(be, x, n, n_head, head_dim, pos0, inv_freq, pairing);
+    return tfm_cuda_plan_rope(be, x, n, n_head, head_dim, pos0, inv_freq, pairing);
 }
 static tfm_status op_kv_store(tfm_backend *be, void *cache, tfm_dtype kv_dtype, int row0, const float *src, int n,
                               int width) {
     select_device(be);
-    return tfm_cuda_kv_store(be, cache, kv_dtype, row0, src, n, width);
+    return tfm_cuda_plan_kv_store(be, cache, kv_dtype, row0, src, n, width);
 }
 static tfm_status op_attention(tfm_backend *be, const float *q, const void *k, const void *v, tfm_dtype kv_dtype,
                                float *out, int n, int pos0, int n_head, int n_head_kv, int head_dim, float scale,
                                int causal) {
     select_device(be);
-    return tfm_cuda_attention(be, q, k, v, kv_dtype, out, n, pos0, n_head, n_head_kv, head_dim, scale, causal);
+    return tfm_cuda_plan_attention(be, q, k, v, kv_dtype, out, n, pos0, n_head, n_head_kv, head_dim, scale, causal);
 }
 static tfm_status op_swiglu(tfm_backend *be, const float *gate, const float *up, float *out, size_t count) {
     select_device(be);
-    return tfm_cuda_swiglu(be, gate, up, out, count);
+    return tfm_cuda_plan_swiglu(be, gate, up, out, count);
 }
 static tfm_status op_add(tfm_backend *be, float *x, const float *y, size_t count) {
     select_device(be);
-    return tfm_cuda_add(be, x, y, count);
+    return tfm_cuda_plan_add(be, x, y, count);
 }
 static int op_step_begin(tfm_backend *be, uint64_t key, int pos, int32_t token) {
     select_device(be);

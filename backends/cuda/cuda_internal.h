@@ -31,6 +31,39 @@ typedef struct tfm_cuda_step {
     uint64_t last_use;
 } tfm_cuda_step;
 
+/* A buffer whose contents are owed: written only when first needed (see fusion.h). */
+enum { TFM_CUDA_OWED_NORM = 1, TFM_CUDA_OWED_GLU = 2 };
+typedef struct tfm_cuda_owed {
+    int kind;
+    float *out;
+    size_t count;           /* floats */
+    const float *a, *b;     /* NORM: x; GLU: gate, up */
+    const void *g;          /* NORM: the gain, f32 */
+    float eps;
+} tfm_cuda_owed;
+
+/* Matvecs held back: up to 3 weights reading the same input. */
+typedef struct tfm_cuda_mv_group {
+    int k;
+    const float *x;
+    tfm_cuda_owed src;      /* kind 0: x as it is; else x is owed and computed from this recipe */
+    tfm_weight w[3];
+    float *y[3];
+} tfm_cuda_mv_group;
+
+/* RoPE of q and k and the two cache writes of a decode step, collected in order (stage 1..4). */
+typedef struct tfm_cuda_prelude {
+    int stage;
+    float *q, *k;
+    int n_head, n_head_kv, head_dim, pos_q, pos_k;
+    const float *inv_freq;
+    tfm_rope_pairing pairing;
+    void *k_cache, *v_cache;
+    tfm_dtype kv_dtype;
+    int row_k, row_v, width;
+    const float *v;
+} tfm_cuda_prelude;
+
 /* A growable device scratch buffer. */
 typedef struct tfm_cuda_scratch {
     void *ptr;
@@ -54,6 +87,7 @@ struct tfm_backend {
 
     /* Decode-step state: position and token, read by kernels while recording / replaying. */
     int *d_step;            /* device: [0] = position, [1] = token */
+    int *d_flag;            /* device: set by weight conversion when a value overflows */
     int recording;          /* ops are being captured into a graph */
     int step_pos;           /* host position given to step_begin (ops' pos args are relative to it) */
     int step_token;
@@ -62,8 +96,22 @@ struct tfm_backend {
     tfm_cuda_step steps[TFM_CUDA_MAX_STEPS];
     int step_error;         /* an op failed while recording */
 
-    /* Scratch: GEMM input in 16-bit, split-K attention partials (fixed size, capture-safe). */
+    /* The op planner (fusion.cu). */
+    int fuse;
+    int mvx_smem_limit;
+    tfm_cuda_owed owed[4];
+    tfm_cuda_mv_group group;
+    tfm_cuda_prelude prelude;
+
+    /* Scratch: GEMM input in 16-bit, split-K attention partials (fixed size, capture-safe).
+     * gemm_in holds conv_src (conv_count floats) rounded to conv_dtype while conv_valid; producers
+     * of batched GEMM inputs (RMSNorm, SwiGLU, attention) write it as they go. */
     tfm_cuda_scratch gemm_in;
+    const float *conv_src;
+    size_t conv_count;
+    tfm_dtype conv_dtype;
+    int conv_valid;
+    tfm_dtype gemm16;       /* 16-bit type of the matrices; F32 until one is loaded */
     float *attn_partial;    /* [attn_partial_floats] */
     size_t attn_partial_floats;
     unsigned int *attn_counters; /* [TFM_CUDA_MAX_HEADS] */
@@ -112,6 +160,24 @@ tfm_status tfm_cuda_invalid(tfm_backend *be, const char *fmt, ...);
 static inline cudaError_t tfm_cuda_launch_error(const char *what) {
     (void)what;
     return cudaGetLastError();
+}
+
+/* Marks gemm_in stale when [ptr, ptr+bytes) overlaps the floats it was converted from. */
+static inline void tfm_cuda_conv_note_write(tfm_backend *be, const void *ptr, size_t bytes) {
+    if (!be->conv_valid || !ptr) return;
+    uintptr_t a = (uintptr_t)ptr, b = (uintptr_t)be->conv_src;
+    if (a < b + be->conv_count * sizeof(float) && b < a + bytes) be->conv_valid = 0;
+}
+
+/* Reserves gemm_in for `count` 16-bit values a producer is about to write (its previous contents are
+ * forgotten); NULL when no 16-bit matrix is loaded or there is no room (the GEMM converts then).
+ * The producer calls tfm_cuda_conv_set once its kernel is queued. */
+void *tfm_cuda_conv_prepare(tfm_backend *be, size_t count);
+static inline void tfm_cuda_conv_set(tfm_backend *be, const float *src, size_t count) {
+    be->conv_src = src;
+    be->conv_count = count;
+    be->conv_dtype = be->gemm16;
+    be->conv_valid = 1;
 }
 
 /* Grows a scratch buffer (never while recording: the recorded step must keep its pointers). */
@@ -181,12 +247,14 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(flo
 
 /* elementwise.cu */
 tfm_status tfm_cuda_embed(tfm_backend *be, const tfm_weight *table, const int32_t *ids, int n, float *out);
-tfm_status tfm_cuda_rmsnorm(tfm_backend *be, const float *x, const tfm_weight *g, float *y, int n, int dim, float eps);
+/* y16, when not NULL, also receives y rounded to be->gemm16 (the next GEMM's input). */
+tfm_status tfm_cuda_rmsnorm(tfm_backend *be, const float *x, const tfm_weight *g, float *y, int n, int dim, float eps,
+                           void *y16);
 tfm_status tfm_cuda_rope(tfm_backend *be, float *x, int n, int n_head, int head_dim, int pos0,
                          const float *inv_freq, tfm_rope_pairing pairing);
 tfm_status tfm_cuda_kv_store(tfm_backend *be, void *cache, tfm_dtype kv_dtype, int row0, const float *src, int n,
                              int width);
-tfm_status tfm_cuda_swiglu(tfm_backend *be, const float *gate, const float *up, float *out, size_t count);
+tfm_status tfm_cuda_swiglu(tfm_backend *be, const float *gate, const float *up, float *out, size_t count, void *out16);
 tfm_status tfm_cuda_add(tfm_backend *be, float *x, const float *y, size_t count);
 tfm_status tfm_cuda_set_step(tfm_backend *be, int pos, int token);
 /* Converts f32 to the 16-bit type `dtype` (f16 or bf16) on the stream. */
@@ -195,20 +263,22 @@ tfm_status tfm_cuda_convert_f32(tfm_backend *be, const float *src, void *dst, tf
 /* matvec.cu: y[rows] = W[rows][cols] · x[cols] for one token. */
 tfm_status tfm_cuda_matvec(tfm_backend *be, const tfm_weight *w, const float *x, float *y);
 
-/* gemm.cu: the matmul op (dispatches to matvec for one token, cuBLAS for more). */
+/* gemm.cu: the matmul op (dispatches to matvec for one token, cuBLAS for more; a batch's input is
+ * rounded to 16 bits once, or not at all when its producer already wrote gemm_in). */
 tfm_status tfm_cuda_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n);
 
 /* attention_decode.cu / attention_prefill.cu / attention.cu */
 tfm_status tfm_cuda_attention(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
                               tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv,
-                              int head_dim, float scale, int causal);
+                              int head_dim, float scale, int causal, void *out16);
 /* Returns TFM_E_UNSUPPORTED (without reporting) when the shape has no fast kernel. */
 tfm_status tfm_cuda_attention_decode(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
                                      tfm_dtype kv_dtype, float *out, int pos0, int n_head, int n_head_kv,
                                      int head_dim, float scale);
+/* out16, when not NULL, also receives out rounded to be->gemm16. */
 tfm_status tfm_cuda_attention_flash(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
                                     tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv,
-                                    int head_dim, float scale, int causal);
+                                    int head_dim, float scale, int causal, void *out16);
 /* Raises the flash kernels' shared-memory limit (once, at init). */
 tfm_status tfm_cuda_attention_setup(tfm_backend *be);
 tfm_status tfm_cuda_attention_simple(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,

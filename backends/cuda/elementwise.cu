@@ -5,7 +5,7 @@
  * Position-dependent ops take `pos_ptr`: NULL means "use the argument", else the position is
  * *pos_ptr + (argument - the position given to step_begin), so a recorded step replays at any position.
  */
-#include "cuda_internal.h"
+#include "fusion.h"
 
 /* ---------------------------------------------------------------- embedding */
 
@@ -62,8 +62,8 @@ tfm_status tfm_cuda_embed(tfm_backend *be, const tfm_weight *table, const int32_
 
 /* ---------------------------------------------------------------- RMSNorm */
 
-template <typename G>
-__global__ void rmsnorm_kernel(const float *x, const G *__restrict__ g, float *y, int dim, float eps) {
+template <typename G, typename H>
+__global__ void rmsnorm_kernel(const float *x, const G *__restrict__ g, float *y, int dim, float eps, H *y16) {
     __shared__ float partial[32];
     pdl_wait();
     pdl_launch_dependents();
@@ -82,11 +82,25 @@ __global__ void rmsnorm_kernel(const float *x, const G *__restrict__ g, float *y
     __syncthreads();
     float inv = rsqrtf(partial[0] / (float)dim + eps);
     /* Each thread rewrites only the elements it read, so y may be x. */
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) out[i] = row[i] * inv * to_f32<G>(g[i]);
+    H *out16 = y16 ? y16 + (size_t)blockIdx.x * dim : NULL;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = row[i] * inv * to_f32<G>(g[i]);
+        out[i] = v;
+        if (out16) out16[i] = from_f32<H>(v);
+    }
 }
 
-tfm_status tfm_cuda_rmsnorm(tfm_backend *be, const float *x, const tfm_weight *g, float *y, int n, int dim,
-                           float eps) {
+template <typename G>
+static cudaError_t launch_rmsnorm(tfm_backend *be, const float *x, const G *g, float *y, int n, int dim, float eps,
+                                  void *y16, int threads) {
+    if (y16 && be->gemm16 == TFM_DTYPE_F16)
+        return tfm_cuda_launch(be, rmsnorm_kernel<G, __half>, dim3(n), dim3(threads), 0, x, g, y, dim, eps, (__half *)y16);
+    return tfm_cuda_launch(be, rmsnorm_kernel<G, __nv_bfloat16>, dim3(n), dim3(threads), 0, x, g, y, dim, eps,
+                           (__nv_bfloat16 *)y16);
+}
+
+tfm_status tfm_cuda_rmsnorm(tfm_backend *be, const float *x, const tfm_weight *g, float *y, int n, int dim, float eps,
+                           void *y16) {
     if (n < 1) return TFM_OK;
     if (g->rows * g->cols != dim)
         return tfm_cuda_invalid(be, "cuda rmsnorm: gain has %lld elements, dim is %d",
@@ -94,20 +108,16 @@ tfm_status tfm_cuda_rmsnorm(tfm_backend *be, const float *x, const tfm_weight *g
     int threads = dim >= 4096 ? 512 : dim >= 1024 ? 256 : 128;
     cudaError_t err;
     switch (g->dtype) {
-    case TFM_DTYPE_F32:
-        err = tfm_cuda_launch(be, rmsnorm_kernel<float>, dim3(n), dim3(threads), 0, x, (const float *)g->data, y, dim, eps);
-        break;
-    case TFM_DTYPE_F16:
-        err = tfm_cuda_launch(be, rmsnorm_kernel<__half>, dim3(n), dim3(threads), 0, x, (const __half *)g->data, y, dim, eps);
-        break;
+    case TFM_DTYPE_F32: err = launch_rmsnorm(be, x, (const float *)g->data, y, n, dim, eps, y16, threads); break;
+    case TFM_DTYPE_F16: err = launch_rmsnorm(be, x, (const __half *)g->data, y, n, dim, eps, y16, threads); break;
     case TFM_DTYPE_BF16:
-        err = tfm_cuda_launch(be, rmsnorm_kernel<__nv_bfloat16>, dim3(n), dim3(threads), 0, x,
-                              (const __nv_bfloat16 *)g->data, y, dim, eps);
+        err = launch_rmsnorm(be, x, (const __nv_bfloat16 *)g->data, y, n, dim, eps, y16, threads);
         break;
     default:
         return tfm_cuda_invalid(be, "cuda rmsnorm: gain dtype %s is not supported", dtype_name(g->dtype));
     }
     CUDA_TRY(be, err);
+    if (y16) tfm_cuda_conv_set(be, y, (size_t)n * dim);
     return TFM_OK;
 }
 
@@ -193,12 +203,15 @@ tfm_status tfm_cuda_kv_store(tfm_backend *be, void *cache, tfm_dtype kv_dtype, i
 
 /* ---------------------------------------------------------------- SwiGLU and residual add */
 
-__global__ void swiglu_kernel(const float *gate, const float *up, float *out, size_t count) {
+template <typename H>
+__global__ void swiglu_kernel(const float *gate, const float *up, float *out, size_t count, H *out16) {
     pdl_wait();
     pdl_launch_dependents();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x) {
         float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
+        float v = g / (1.0f + expf(-g)) * up[i];
+        out[i] = v;
+        if (out16) out16[i] = from_f32<H>(v);
     }
 }
 
@@ -229,9 +242,16 @@ static unsigned grid_for(tfm_backend *be, size_t count, int threads) {
     return blocks ? (unsigned)blocks : 1u;
 }
 
-tfm_status tfm_cuda_swiglu(tfm_backend *be, const float *gate, const float *up, float *out, size_t count) {
+tfm_status tfm_cuda_swiglu(tfm_backend *be, const float *gate, const float *up, float *out, size_t count,
+                           void *out16) {
     if (!count) return TFM_OK;
-    CUDA_TRY(be, tfm_cuda_launch(be, swiglu_kernel, dim3(grid_for(be, count, 256)), dim3(256), 0, gate, up, out, count));
+    dim3 grid(grid_for(be, count, 256)), block(256);
+    if (out16 && be->gemm16 == TFM_DTYPE_F16)
+        CUDA_TRY(be, tfm_cuda_launch(be, swiglu_kernel<__half>, grid, block, 0, gate, up, out, count, (__half *)out16));
+    else
+        CUDA_TRY(be, tfm_cuda_launch(be, swiglu_kernel<__nv_bfloat16>, grid, block, 0, gate, up, out, count,
+                                     (__nv_bfloat16 *)out16));
+    if (out16) tfm_cuda_conv_set(be, out, count);
     return TFM_OK;
 }
 
@@ -274,5 +294,80 @@ __global__ void set_step_kernel(int *step, int pos, int token) {
 
 tfm_status tfm_cuda_set_step(tfm_backend *be, int pos, int token) {
     CUDA_TRY(be, tfm_cuda_launch(be, set_step_kernel, dim3(1), dim3(1), 0, be->d_step, pos, token));
+    return TFM_OK;
+}
+
+/* ---------------------------------------------------------------- RoPE + KV append, fused */
+
+struct rope_store_args {
+    float *q, *k;
+    const float *v;
+    const float *inv_freq;
+    void *k_cache, *v_cache;
+    const int *pos_ptr;     /* recording: every position below is relative to *pos_ptr */
+    int n_head, n_head_kv, head_dim, half_split;
+    int pos_q, pos_k, row_k, row_v;
+};
+
+template <typename T>
+__global__ void rope_store_kernel(rope_store_args a) {
+    pdl_wait();
+    pdl_launch_dependents();
+    const int half = a.head_dim / 2, width = a.n_head_kv * a.head_dim;
+    const int nq = a.n_head * half, nk = a.n_head_kv * half, total = nq + nk + width;
+    const int base = a.pos_ptr ? *a.pos_ptr : 0;
+    T *kc = static_cast<T *>(a.k_cache), *vc = static_cast<T *>(a.v_cache);
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += gridDim.x * blockDim.x) {
+        if (idx < nq + nk) {
+            const bool is_q = idx < nq;
+            const int j = is_q ? idx : idx - nq;
+            const int i = j % half, head = j / half;
+            float *v = (is_q ? a.q : a.k) + (size_t)head * a.head_dim;
+            const int ia = a.half_split ? i : 2 * i, ib = a.half_split ? i + half : 2 * i + 1;
+            float s, c;
+            sincosf((float)(base + (is_q ? a.pos_q : a.pos_k)) * a.inv_freq[i], &s, &c);
+            const float x0 = v[ia], x1 = v[ib];
+            const float r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
+            v[ia] = r0;
+            v[ib] = r1;
+            if (!is_q) {
+                T *row = kc + (size_t)(base + a.row_k) * width + (size_t)head * a.head_dim;
+                row[ia] = from_f32<T>(r0);
+                row[ib] = from_f32<T>(r1);
+            }
+        } else {
+            const int e = idx - nq - nk;
+            vc[(size_t)(base + a.row_v) * width + e] = from_f32<T>(a.v[e]);
+        }
+    }
+}
+
+tfm_status tfm_cuda_rope_store(tfm_backend *be, const tfm_cuda_prelude *p) {
+    rope_store_args a;
+    a.q = p->q;
+    a.k = p->k;
+    a.v = p->v;
+    a.inv_freq = p->inv_freq;
+    a.k_cache = p->k_cache;
+    a.v_cache = p->v_cache;
+    a.pos_ptr = tfm_cuda_step_pos(be);
+    int shift = a.pos_ptr ? be->step_pos : 0;
+    a.n_head = p->n_head;
+    a.n_head_kv = p->n_head_kv;
+    a.head_dim = p->head_dim;
+    a.half_split = p->pairing == TFM_ROPE_HALF;
+    a.pos_q = p->pos_q - shift;
+    a.pos_k = p->pos_k - shift;
+    a.row_k = p->row_k - shift;
+    a.row_v = p->row_v - shift;
+    int total = (p->n_head + p->n_head_kv) * (p->head_dim / 2) + p->width;
+    dim3 grid((unsigned)((total + 255) / 256)), block(256);
+    cudaError_t err;
+    switch (p->kv_dtype) {
+    case TFM_DTYPE_F32: err = tfm_cuda_launch(be, rope_store_kernel<float>, grid, block, 0, a); break;
+    case TFM_DTYPE_F16: err = tfm_cuda_launch(be, rope_store_kernel<__half>, grid, block, 0, a); break;
+    default: err = tfm_cuda_launch(be, rope_store_kernel<__nv_bfloat16>, grid, block, 0, a); break;
+    }
+    CUDA_TRY(be, err);
     return TFM_OK;
 }

@@ -10,7 +10,7 @@
  * If the step cannot be recorded (a blocking call inside it, an error, capture refused), the work
  * recorded so far runs once and the key is marked to run eagerly from then on.
  */
-#include "cuda_internal.h"
+#include "fusion.h"
 
 static void step_clear(tfm_cuda_step *s) {
     if (s->exec) cudaGraphExecDestroy(s->exec);
@@ -42,6 +42,8 @@ static tfm_cuda_step *step_slot(tfm_backend *be) {
 
 int tfm_cuda_step_begin(tfm_backend *be, uint64_t key, int pos, int32_t token) {
     if (be->recording) tfm_cuda_step_abandon(be, "step_begin inside a step");
+    /* a step starts with nothing held back or owed, so every recording starts from the same state */
+    if (tfm_cuda_settle_all(be) != TFM_OK) return 0;
     be->step_pos = pos;
     if (!be->use_graphs) return 0;
     tfm_cuda_step *s = step_find(be, key);
@@ -91,7 +93,9 @@ static tfm_status finish_capture(tfm_backend *be, cudaGraphExec_t *exec) {
 }
 
 tfm_status tfm_cuda_step_end(tfm_backend *be) {
-    if (!be->recording) return TFM_OK;
+    if (!be->recording) return tfm_cuda_settle(be);
+    /* ends with nothing held back or owed (inside the recording, so replays do the same) */
+    if (tfm_cuda_settle_all(be) != TFM_OK) be->step_error = 1;
     tfm_cuda_step *s = &be->steps[be->step_index];
     int op_failed = be->step_error;
     cudaGraphExec_t exec;
@@ -116,6 +120,7 @@ tfm_status tfm_cuda_step_abandon(tfm_backend *be, const char *why) {
     tfm_cuda_step *s = &be->steps[be->step_index];
     s->broken = 1;
     if (be->host) be->host->log(TFM_LOG_DEBUG, "cuda: decode step not recorded (%s); running it eagerly", why);
+    if (tfm_cuda_settle(be) != TFM_OK) be->step_error = 1;
     cudaGraphExec_t exec;
     tfm_status st = finish_capture(be, &exec);
     if (st) return st;

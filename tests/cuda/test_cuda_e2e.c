@@ -8,11 +8,14 @@
  * cuBLAS and the matvec kernels; smaller FFN and vocabulary), each in f32, f16 and bf16.
  *
  * For each model: a 100-token prompt (evaluated in chunks of 64, so both the batched and the chunked
- * paths run), then 32 greedy tokens one at a time (the recorded decode step). The logits of every
- * step must agree with the cpu backend's within the weight type's tolerance (relative L2 error:
- * bf16 1e-2, f16 and f32-derived 3e-3), and the greedy tokens must be identical. f32 models run a
- * second time with f32 weights and an f32 KV cache on the device (TFM_CUDA_WEIGHT_DTYPE=f32), where
- * the tolerance is 1e-4. Exits 77 when the cuda backend cannot run here. */
+ * paths run), then 32 greedy tokens one at a time (the recorded decode step), both backends fed the
+ * cpu's greedy choice. The logits of every step must agree with the cpu backend's within the model
+ * type's tolerance (relative L2 error: bf16 1e-2, f16 and f32 3e-3; the device stores the matrices
+ * in f16 by default). f32 models run a second time with f32 weights and an f32 KV cache on the
+ * device (TFM_CUDA_WEIGHT_DTYPE=f32): there the tolerance is 1e-4 and the greedy token must be the
+ * cpu's at all 33 steps. In the 16-bit runs the number of equal greedy choices is reported: with
+ * rounding at 1e-3, a near-tie between the two best logits can flip. Exits 77 when the cuda backend
+ * cannot run here. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -76,7 +79,7 @@ static void close_run(run *r) {
     tfm_model_free(r->model);
 }
 
-static void compare(const char *path, const char *mode, tfm_dtype kv, double tol) {
+static void compare(const char *path, const char *mode, tfm_dtype kv, double tol, int need_same_tokens) {
     run cpu, gpu;
     if (!open_run(path, "cpu", kv, &cpu)) {
         failures++;
@@ -105,19 +108,18 @@ static void compare(const char *path, const char *mode, tfm_dtype kv, double tol
         fprintf(stderr, "FAIL %s [%s]: prompt eval: %s\n", path, mode, tfm_last_error());
         failures++;
     } else {
+        /* Both follow the cpu's greedy tokens, so one near-tie cannot derail the comparison; the
+         * cuda backend's own greedy choice is checked at every step. */
         double worst = 0;
-        int worst_step = -1, same = 1;
-        for (int step = 0; step <= N_GEN && same; step++) {
+        int worst_step = -1, agree = 0, first_diff = -1;
+        for (int step = 0; step <= N_GEN; step++) {
             const float *lc = tfm_session_last_logits(cpu.session), *lg = tfm_session_last_logits(gpu.session);
             double e = rel_err(lg, lc, nv);
             if (e > worst) worst = e, worst_step = step;
             int tc = argmax(lc, nv), tg = argmax(lg, nv);
-            if (tc != tg) {
-                fprintf(stderr, "FAIL %s [%s]: greedy token %d differs: cpu %d, cuda %d\n", path, mode, step, tc, tg);
-                failures++;
-                same = 0;
-            }
-            if (step == N_GEN || !same) break;
+            if (tc == tg) agree++;
+            else if (first_diff < 0) first_diff = step;
+            if (step == N_GEN) break;
             int32_t t = tc;
             if (tfm_session_eval(cpu.session, &t, 1) || tfm_session_eval(gpu.session, &t, 1)) {
                 fprintf(stderr, "FAIL %s [%s]: step %d: %s\n", path, mode, step, tfm_last_error());
@@ -125,10 +127,13 @@ static void compare(const char *path, const char *mode, tfm_dtype kv, double tol
                 break;
             }
         }
-        int ok = worst <= tol;
+        int ok = worst <= tol && (!need_same_tokens || agree == N_GEN + 1);
         if (!ok) failures++;
-        printf("%s %s [%s]: worst logits rel err %.3g (step %d, tolerance %.1g), greedy %d tokens %s\n",
-               ok ? "ok  " : "FAIL", path, mode, worst, worst_step, tol, N_GEN, same ? "identical" : "DIFFER");
+        printf("%s %s [%s]: worst logits rel err %.3g (step %d, tolerance %.1g); greedy tokens equal at %d of %d "
+               "steps%s", ok ? "ok  " : "FAIL", path, mode, worst, worst_step, tol, agree, N_GEN + 1,
+               need_same_tokens ? " (required)" : "");
+        if (first_diff >= 0) printf(", first difference at step %d", first_diff);
+        printf("\n");
     }
     close_run(&gpu);
     close_run(&cpu);
@@ -161,13 +166,17 @@ int main(int argc, char **argv) {
     char paths[N_MODELS][4096];
     for (int i = 0; i < N_MODELS; i++) {
         snprintf(paths[i], sizeof paths[i], "%s/cuda-e2e-%s.gguf", argv[3], model_args[i][0]);
-        char cmd[3 * 4096 + 512];
-        snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' %s --ctx 256 --seed 11 --name cuda-e2e", argv[1], argv[2],
-                 paths[i], model_args[i][1]);
-        if (system(cmd) != 0) {
+        size_t len = strlen(argv[1]) + strlen(argv[2]) + strlen(paths[i]) + strlen(model_args[i][1]) + 64;
+        char *cmd = malloc(len);
+        snprintf(cmd, len, "'%s' '%s' '%s' %s --ctx 256 --seed 11 --name cuda-e2e", argv[1], argv[2], paths[i],
+                 model_args[i][1]);
+        int rc = system(cmd);
+        if (rc != 0) {
             fprintf(stderr, "FAIL: could not generate a model: %s\n", cmd);
+            free(cmd);
             return 1;
         }
+        free(cmd);
     }
     for (int i = 0; i < N_MODELS; i++) {
         tfm_model_params mp = tfm_model_params_default();
@@ -185,10 +194,10 @@ int main(int argc, char **argv) {
         tfm_model_free(m);
         double tol = info.weight_dtype == TFM_DTYPE_BF16 ? 1e-2 : 3e-3;
         unsetenv("TFM_CUDA_WEIGHT_DTYPE");
-        compare(paths[i], "default weights, f16 kv", TFM_DTYPE_F16, tol);
+        compare(paths[i], "default weights, f16 kv", TFM_DTYPE_F16, tol, 0);
         if (info.weight_dtype == TFM_DTYPE_F32) {
             setenv("TFM_CUDA_WEIGHT_DTYPE", "f32", 1);
-            compare(paths[i], "f32 weights, f32 kv", TFM_DTYPE_F32, 1e-4);
+            compare(paths[i], "f32 weights, f32 kv", TFM_DTYPE_F32, 1e-4, 1);
             unsetenv("TFM_CUDA_WEIGHT_DTYPE");
         }
     }

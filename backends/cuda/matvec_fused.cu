@@ -1,0 +1,230 @@
+/*
+ * matvec_fused.cu — the decode matvec with its neighbours folded in (see fusion.cu for when):
+ *   - up to 3 weights that share one input (q/k/v, gate/up) in one launch;
+ *   - the input prepared in shared memory by each block: plain x, RMSNorm(x)·g (the norm of x is
+ *     reduced by the block), or silu(gate)·up;
+ *   - an optional residual: res[r] += y[r] (one weight only).
+ * Each warp owns 2 rows and streams them with 16-byte loads, 4 per row in flight; the first loads are
+ * issued before waiting for the previous kernel (weights never change), so the gap between kernels
+ * is spent reading weights.
+ */
+#include "fusion.h"
+
+#define MVX_WARPS 8
+#define MVX_R 2
+#define MVX_U 4
+#define MVX_ROWS (MVX_WARPS * MVX_R)
+
+__device__ __forceinline__ uint4 mvx_load(const uint4 *p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+template <typename W> struct mvx_vec;
+template <> struct mvx_vec<__nv_bfloat16> {
+    static constexpr int n = 8;
+    static __device__ __forceinline__ float dot(uint4 w, const float4 a, const float4 b) {
+        float s = __uint_as_float(w.x << 16) * a.x;
+        s = fmaf(__uint_as_float(w.x & 0xffff0000u), a.y, s);
+        s = fmaf(__uint_as_float(w.y << 16), a.z, s);
+        s = fmaf(__uint_as_float(w.y & 0xffff0000u), a.w, s);
+        s = fmaf(__uint_as_float(w.z << 16), b.x, s);
+        s = fmaf(__uint_as_float(w.z & 0xffff0000u), b.y, s);
+        s = fmaf(__uint_as_float(w.w << 16), b.z, s);
+        s = fmaf(__uint_as_float(w.w & 0xffff0000u), b.w, s);
+        return s;
+    }
+};
+template <> struct mvx_vec<__half> {
+    static constexpr int n = 8;
+    static __device__ __forceinline__ float2 h2(unsigned u) {
+        __half2 h = *reinterpret_cast<__half2 *>(&u);
+        return __half22float2(h);
+    }
+    static __device__ __forceinline__ float dot(uint4 w, const float4 a, const float4 b) {
+        float2 p = h2(w.x), q = h2(w.y), r = h2(w.z), t = h2(w.w);
+        float s = p.x * a.x;
+        s = fmaf(p.y, a.y, s);
+        s = fmaf(q.x, a.z, s);
+        s = fmaf(q.y, a.w, s);
+        s = fmaf(r.x, b.x, s);
+        s = fmaf(r.y, b.y, s);
+        s = fmaf(t.x, b.z, s);
+        s = fmaf(t.y, b.w, s);
+        return s;
+    }
+};
+template <> struct mvx_vec<float> {
+    static constexpr int n = 4;
+    static __device__ __forceinline__ float dot(uint4 w, const float4 a, const float4) {
+        float s = __uint_as_float(w.x) * a.x;
+        s = fmaf(__uint_as_float(w.y), a.y, s);
+        s = fmaf(__uint_as_float(w.z), a.z, s);
+        s = fmaf(__uint_as_float(w.w), a.w, s);
+        return s;
+    }
+};
+
+template <typename W, int MODE>
+__global__ void __launch_bounds__(MVX_WARPS * 32) mvx_kernel(tfm_cuda_mvx_args a) {
+    constexpr int EPC = mvx_vec<W>::n;
+    extern __shared__ float4 xs4[];
+    __shared__ float red[MVX_WARPS];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int cols = a.cols, nchunk = cols / EPC;
+    const int total = a.nseg == 1 ? a.seg_end[0] : a.nseg == 2 ? a.seg_end[1] : a.seg_end[2];
+    const int row0 = (blockIdx.x * MVX_WARPS + warp) * MVX_R;
+
+    /* which weight this warp's rows belong to (row counts are multiples of MVX_R, see fusion.cu) */
+    /* (selected with constant indices: a run-time index would copy the arguments to local memory) */
+    const int s = a.nseg > 1 && row0 >= a.seg_end[0] ? (a.nseg > 2 && row0 >= a.seg_end[1] ? 2 : 1) : 0;
+    const int local = row0 - (s == 0 ? 0 : s == 1 ? a.seg_end[0] : a.seg_end[1]);
+    const W *wbase = static_cast<const W *>(s == 0 ? a.w[0] : s == 1 ? a.w[1] : a.w[2]);
+    float *y = s == 0 ? a.y[0] : s == 1 ? a.y[1] : a.y[2];
+    const bool valid = row0 < total;
+    const uint4 *wr[MVX_R];
+#pragma unroll
+    for (int r = 0; r < MVX_R; r++)
+        wr[r] = reinterpret_cast<const uint4 *>(wbase + (size_t)(valid ? local + r : 0) * cols);
+
+    /* weights first: they do not depend on the previous kernel */
+    uint4 pre[MVX_U][MVX_R];
+#pragma unroll
+    for (int u = 0; u < MVX_U; u++)
+#pragma unroll
+        for (int r = 0; r < MVX_R; r++)
+            if (valid && lane + 32 * u < nchunk) pre[u][r] = mvx_load(wr[r] + lane + 32 * u);
+
+    pdl_wait();
+    pdl_launch_dependents();
+
+    /* the input vector, prepared in shared memory */
+    const float4 *x4 = reinterpret_cast<const float4 *>(a.x);
+    const int n4 = cols / 4;
+    if (MODE == TFM_CUDA_MVX_NORM) {
+        float ss = 0.0f;
+        for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+            float4 v = x4[i];
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+        ss = warp_sum(ss);
+        if (lane == 0) red[warp] = ss;
+        __syncthreads();
+        float tot = 0.0f;
+#pragma unroll
+        for (int w = 0; w < MVX_WARPS; w++) tot += red[w];
+        const float inv = rsqrtf(tot / (float)cols + a.eps);
+        const float4 *g4 = reinterpret_cast<const float4 *>(a.g);
+        for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+            float4 v = x4[i], g = g4[i];
+            xs4[i] = make_float4(v.x * inv * g.x, v.y * inv * g.y, v.z * inv * g.z, v.w * inv * g.w);
+        }
+    } else if (MODE == TFM_CUDA_MVX_GLU) {
+        const float4 *u4 = reinterpret_cast<const float4 *>(a.x2);
+        for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+            float4 g = x4[i], u = u4[i];
+            xs4[i] = make_float4(g.x / (1.0f + expf(-g.x)) * u.x, g.y / (1.0f + expf(-g.y)) * u.y,
+                                 g.z / (1.0f + expf(-g.z)) * u.z, g.w / (1.0f + expf(-g.w)) * u.w);
+        }
+    } else {
+        for (int i = threadIdx.x; i < n4; i += blockDim.x) xs4[i] = x4[i];
+    }
+    __syncthreads();
+    if (!valid) return;
+
+    float acc[MVX_R];
+#pragma unroll
+    for (int r = 0; r < MVX_R; r++) acc[r] = 0.0f;
+    auto xat = [&](int c, float4 &lo, float4 &hi) {
+        lo = xs4[c * (EPC / 4)];
+        hi = EPC == 8 ? xs4[c * (EPC / 4) + 1] : lo;
+    };
+#pragma unroll
+    for (int u = 0; u < MVX_U; u++) {
+        int c = lane + 32 * u;
+        if (c < nchunk) {
+            float4 lo, hi;
+            xat(c, lo, hi);
+#pragma unroll
+            for (int r = 0; r < MVX_R; r++) acc[r] += mvx_vec<W>::dot(pre[u][r], lo, hi);
+        }
+    }
+    int c = lane + 32 * MVX_U;
+    for (; c + 32 * (MVX_U - 1) < nchunk; c += 32 * MVX_U) {
+        uint4 wv[MVX_U][MVX_R];
+#pragma unroll
+        for (int u = 0; u < MVX_U; u++)
+#pragma unroll
+            for (int r = 0; r < MVX_R; r++) wv[u][r] = mvx_load(wr[r] + c + 32 * u);
+#pragma unroll
+        for (int u = 0; u < MVX_U; u++) {
+            float4 lo, hi;
+            xat(c + 32 * u, lo, hi);
+#pragma unroll
+            for (int r = 0; r < MVX_R; r++) acc[r] += mvx_vec<W>::dot(wv[u][r], lo, hi);
+        }
+    }
+    for (; c < nchunk; c += 32) {
+        float4 lo, hi;
+        xat(c, lo, hi);
+#pragma unroll
+        for (int r = 0; r < MVX_R; r++) acc[r] += mvx_vec<W>::dot(mvx_load(wr[r] + c), lo, hi);
+    }
+#pragma unroll
+    for (int r = 0; r < MVX_R; r++) {
+        float v = warp_sum(acc[r]);
+        if (lane == 0) {
+            y[local + r] = v;
+            if (a.res) a.res[local + r] += v;
+        }
+    }
+}
+
+template <typename W, int MODE> static cudaError_t mvx_setup_one(int smem) {
+    return cudaFuncSetAttribute(mvx_kernel<W, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+}
+
+tfm_status tfm_cuda_mvx_setup(tfm_backend *be) {
+    int limit = (int)be->prop.sharedMemPerBlockOptin - 1024;
+    if (limit > 160 * 1024) limit = 160 * 1024;
+    be->mvx_smem_limit = limit;
+    CUDA_TRY(be, (mvx_setup_one<__nv_bfloat16, 0>(limit)));
+    CUDA_TRY(be, (mvx_setup_one<__nv_bfloat16, 1>(limit)));
+    CUDA_TRY(be, (mvx_setup_one<__nv_bfloat16, 2>(limit)));
+    CUDA_TRY(be, (mvx_setup_one<__half, 0>(limit)));
+    CUDA_TRY(be, (mvx_setup_one<__half, 1>(limit)));
+    CUDA_TRY(be, (mvx_setup_one<__half, 2>(limit)));
+    CUDA_TRY(be, (mvx_setup_one<float, 0>(limit)));
+    CUDA_TRY(be, (mvx_setup_one<float, 1>(limit)));
+    CUDA_TRY(be, (mvx_setup_one<float, 2>(limit)));
+    return TFM_OK;
+}
+
+int tfm_cuda_mvx_rows_per_block(void) { return MVX_ROWS; }
+int tfm_cuda_mvx_row_multiple(void) { return MVX_R; }
+
+template <typename W>
+static cudaError_t mvx_launch_typed(tfm_backend *be, const tfm_cuda_mvx_args *a, int mode) {
+    int total = a->seg_end[a->nseg - 1];
+    dim3 grid((unsigned)((total + MVX_ROWS - 1) / MVX_ROWS)), block(MVX_WARPS * 32);
+    size_t smem = (size_t)a->cols * sizeof(float);
+    switch (mode) {
+    case TFM_CUDA_MVX_NORM: return tfm_cuda_launch(be, mvx_kernel<W, 1>, grid, block, smem, *a);
+    case TFM_CUDA_MVX_GLU: return tfm_cuda_launch(be, mvx_kernel<W, 2>, grid, block, smem, *a);
+    default: return tfm_cuda_launch(be, mvx_kernel<W, 0>, grid, block, smem, *a);
+    }
+}
+
+tfm_status tfm_cuda_mvx_launch(tfm_backend *be, const tfm_cuda_mvx_args *a, tfm_dtype wtype, int mode) {
+    cudaError_t err;
+    switch (wtype) {
+    case TFM_DTYPE_BF16: err = mvx_launch_typed<__nv_bfloat16>(be, a, mode); break;
+    case TFM_DTYPE_F16: err = mvx_launch_typed<__half>(be, a, mode); break;
+    default: err = mvx_launch_typed<float>(be, a, mode); break;
+    }
+    CUDA_TRY(be, err);
+    return TFM_OK;
+}
