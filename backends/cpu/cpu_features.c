@@ -23,6 +23,14 @@ static int has_avx512(void) {
 #endif
 }
 
+static int has_avx512vnni(void) {
+#if defined(TFM_CPU_X86) && defined(TFM_CPU_VNNI)
+    return has_avx512() && __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
 const tfm_cpu_kernels *tfm_cpu_kernels_named(const char *isa) {
     if (!isa)
         return NULL;
@@ -34,6 +42,10 @@ const tfm_cpu_kernels *tfm_cpu_kernels_named(const char *isa) {
     if (strcmp(isa, "avx512") == 0 && has_avx512())
         return tfm_cpu_kernels_avx512();
 #endif
+#if defined(TFM_CPU_X86) && defined(TFM_CPU_VNNI)
+    if (strcmp(isa, "avx512vnni") == 0 && has_avx512vnni())
+        return tfm_cpu_kernels_avx512vnni();
+#endif
     return NULL;
 }
 
@@ -41,6 +53,8 @@ const tfm_cpu_kernels *tfm_cpu_pick_kernels(void) {
     const tfm_cpu_kernels *k = tfm_cpu_kernels_named(getenv("TFM_CPU_ISA"));
     if (k)
         return k;
+    if (has_avx512vnni())
+        return tfm_cpu_kernels_named("avx512vnni");
     if (has_avx512())
         return tfm_cpu_kernels_named("avx512");
     if (has_avx2())

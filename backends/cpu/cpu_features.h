@@ -5,7 +5,7 @@
 #include "kernels.h"
 
 /* The best kernel table this CPU (and this build) supports. The environment variable TFM_CPU_ISA
- * ("generic", "avx2", "avx512") may ask for a lower one, for tests and comparisons; asking for one
+ * ("generic", "avx2", "avx512", "avx512vnni") may ask for a lower one, for tests and comparisons; asking for one
  * the CPU lacks falls back to the best available. */
 const tfm_cpu_kernels *tfm_cpu_pick_kernels(void);
 

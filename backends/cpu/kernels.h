@@ -65,6 +65,20 @@ const tfm_cpu_kernels *tfm_cpu_kernels_generic(void);
 /* NULL when not compiled in (non-x86 builds); callers check the CPU first (cpu_features.h). */
 const tfm_cpu_kernels *tfm_cpu_kernels_avx2(void);
 const tfm_cpu_kernels *tfm_cpu_kernels_avx512(void);
+const tfm_cpu_kernels *tfm_cpu_kernels_avx512vnni(void);
+
+/* The AVX-512 VNNI quantised kernels (kernels_quant_avx512.c). */
+void tfm_quantize_q8_avx512(const float *x, int64_t cols, void *row);
+void tfm_matvec_q8_0_avx512vnni(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                                const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+void tfm_matvec_q4_0_avx512vnni(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                                const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+void tfm_matvec_q4_k_avx512vnni(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                                const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+void tfm_matvec_q5_k_avx512vnni(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                                const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+void tfm_matvec_q6_k_avx512vnni(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
+                                const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
 
 /* The portable quantised kernels (kernels_quant_generic.c), shared by every table that has no
  * faster version of one of them. */

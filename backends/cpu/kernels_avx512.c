@@ -254,28 +254,49 @@ static void scale(float *x, float s, int64_t n) {
     }
 }
 
+/* Entries shared by the AVX-512 tables with and without VNNI. */
+#define AVX512_COMMON \
+    .matvec = {[TFM_DTYPE_F32] = matvec_f32, [TFM_DTYPE_F16] = matvec_f16, [TFM_DTYPE_BF16] = matvec_bf16}, \
+    .to_f32 = {[TFM_DTYPE_F32] = f32_to_f32, [TFM_DTYPE_F16] = f16_to_f32, [TFM_DTYPE_BF16] = bf16_to_f32, \
+               TFM_GENERIC_DEQUANT}, \
+    .from_f32 = {[TFM_DTYPE_F32] = f32_from_f32, [TFM_DTYPE_F16] = f16_from_f32, \
+                 [TFM_DTYPE_BF16] = bf16_from_f32}, \
+    .dot = {[TFM_DTYPE_F32] = dot_f32, [TFM_DTYPE_F16] = dot_f16, [TFM_DTYPE_BF16] = dot_bf16}, \
+    .axpy = {[TFM_DTYPE_F32] = axpy_f32, [TFM_DTYPE_F16] = axpy_f16, [TFM_DTYPE_BF16] = axpy_bf16}, \
+    .sum_squares = sum_squares, \
+    .scale_mul = scale_mul, \
+    .swiglu = swiglu, \
+    .add = add, \
+    .max = max_f32, \
+    .exp_sum = exp_sum, \
+    .scale = scale,
+
 static const tfm_cpu_kernels avx512_kernels = {
-    .matvec_max_n = INT32_MAX, /* faster than sgemm tiles at every size measured (up to 512) */
     .name = "avx512",
-    .matvec = {[TFM_DTYPE_F32] = matvec_f32, [TFM_DTYPE_F16] = matvec_f16, [TFM_DTYPE_BF16] = matvec_bf16},
-    .to_f32 = {[TFM_DTYPE_F32] = f32_to_f32, [TFM_DTYPE_F16] = f16_to_f32, [TFM_DTYPE_BF16] = bf16_to_f32,
-               TFM_GENERIC_DEQUANT},
+    .matvec_max_n = INT32_MAX, /* faster than sgemm tiles at every size measured (up to 512) */
+    AVX512_COMMON
     .matvec_q = {[TFM_DTYPE_Q8_0] = tfm_matvec_q8_0_generic, [TFM_DTYPE_Q4_0] = tfm_matvec_q4_0_generic,
                  [TFM_DTYPE_Q4_K] = tfm_matvec_q4_k_generic, [TFM_DTYPE_Q5_K] = tfm_matvec_q5_k_generic,
                  [TFM_DTYPE_Q6_K] = tfm_matvec_q6_k_generic},
     .quantize_q8 = tfm_quantize_q8_generic,
-    .from_f32 = {[TFM_DTYPE_F32] = f32_from_f32, [TFM_DTYPE_F16] = f16_from_f32,
-                 [TFM_DTYPE_BF16] = bf16_from_f32},
-    .dot = {[TFM_DTYPE_F32] = dot_f32, [TFM_DTYPE_F16] = dot_f16, [TFM_DTYPE_BF16] = dot_bf16},
-    .axpy = {[TFM_DTYPE_F32] = axpy_f32, [TFM_DTYPE_F16] = axpy_f16, [TFM_DTYPE_BF16] = axpy_bf16},
-    .sum_squares = sum_squares,
-    .scale_mul = scale_mul,
-    .swiglu = swiglu,
-    .add = add,
-    .max = max_f32,
-    .exp_sum = exp_sum,
-    .scale = scale,
 };
+
+#if defined(TFM_CPU_VNNI)
+/* The same with the integer dot products of the block-quantised types (kernels_quant_avx512.c). */
+static const tfm_cpu_kernels avx512vnni_kernels = {
+    .name = "avx512vnni",
+    .matvec_max_n = INT32_MAX,
+    AVX512_COMMON
+    .matvec_q = {[TFM_DTYPE_Q8_0] = tfm_matvec_q8_0_avx512vnni, [TFM_DTYPE_Q4_0] = tfm_matvec_q4_0_avx512vnni,
+                 [TFM_DTYPE_Q4_K] = tfm_matvec_q4_k_avx512vnni, [TFM_DTYPE_Q5_K] = tfm_matvec_q5_k_avx512vnni,
+                 [TFM_DTYPE_Q6_K] = tfm_matvec_q6_k_avx512vnni},
+    .quantize_q8 = tfm_quantize_q8_avx512,
+};
+
+const tfm_cpu_kernels *tfm_cpu_kernels_avx512vnni(void) {
+    return &avx512vnni_kernels;
+}
+#endif
 
 const tfm_cpu_kernels *tfm_cpu_kernels_avx512(void) {
     return &avx512_kernels;

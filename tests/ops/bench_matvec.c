@@ -1,6 +1,6 @@
 /* bench_matvec.c — speed of the cpu backend's matmul through its table.
  *
- *   bench_matvec [-t THREADS] [-d f32|f16|bf16|all] [-r ROWS] [-c COLS] [-n TOKENS] [-m MIB] [-R REPS]
+ *   bench_matvec [-t THREADS] [-d f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k|float|quant|all] [-r ROWS] [-c COLS] [-n TOKENS] [-m MIB] [-R REPS]
  *
  * Streams a set of weight matrices (MIB in all, default 512, so they come from memory and not from
  * the caches, as in a forward pass) through matmul with TOKENS activation rows and prints GB/s of
@@ -14,6 +14,8 @@
 
 #include "backend.h"
 #include "half.h"
+#include "kernels.h"
+#include "quant.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -72,14 +74,29 @@ static double bandwidth;
 
 static void run(const tfm_backend_ops *ops, tfm_backend *be, tfm_dtype dt, const char *dname, int rows, int cols,
                 int n, double mib, int reps, int threads) {
-    size_t es = dt == TFM_DTYPE_F32 ? 4 : 2;
-    size_t mat_bytes = (size_t)rows * cols * es;
+    size_t mat_bytes = tfm_cpu_row_bytes(dt, cols) * (size_t)rows;
     int n_mats = (int)(mib * 1048576.0 / (double)mat_bytes);
     if (n_mats < 1)
         n_mats = 1;
     unsigned char *data = malloc(mat_bytes * (size_t)n_mats);
-    for (size_t i = 0; i < mat_bytes * (size_t)n_mats / 2; i++) /* small finite values in any dtype */
-        ((uint16_t *)data)[i] = (uint16_t)(dt == TFM_DTYPE_BF16 ? 0x3c00 + (i & 0xff) : 0x2c00 + (i & 0x3ff));
+    if (tfm_is_quantized(dt)) {
+        /* varied bits, with small normal scales (random f16 could be subnormal and slow) */
+        uint32_t seed = 1;
+        for (size_t i = 0; i < mat_bytes * (size_t)n_mats; i++) {
+            seed = seed * 1103515245u + 12345u;
+            data[i] = (uint8_t)(seed >> 16);
+        }
+        size_t bb = (size_t)tfm_q_block_bytes(dt);
+        for (size_t off = 0; off + bb <= mat_bytes * (size_t)n_mats; off += bb) {
+            size_t at = dt == TFM_DTYPE_Q6_K ? off + 208 : off;
+            data[at] = 0x00, data[at + 1] = 0x1c;     /* 0.0039 */
+            if (dt == TFM_DTYPE_Q4_K || dt == TFM_DTYPE_Q5_K)
+                data[off + 2] = 0x00, data[off + 3] = 0x18;
+        }
+    } else {
+        for (size_t i = 0; i < mat_bytes * (size_t)n_mats / 2; i++) /* small finite values in any dtype */
+            ((uint16_t *)data)[i] = (uint16_t)(dt == TFM_DTYPE_BF16 ? 0x3c00 + (i & 0xff) : 0x2c00 + (i & 0x3ff));
+    }
     tfm_weight *w = calloc((size_t)n_mats, sizeof *w);
     for (int m = 0; m < n_mats; m++)
         ops->weight_load(be, &w[m], data + (size_t)m * mat_bytes, dt, rows, cols);
@@ -116,7 +133,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-m")) mib = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "-R")) reps = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: %s [-t THREADS] [-d f32|f16|bf16|all] [-r ROWS] [-c COLS] [-n TOKENS] [-m MIB] [-R REPS]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t THREADS] [-d f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k|float|quant|all] [-r ROWS] [-c COLS] [-n TOKENS] [-m MIB] [-R REPS]\n", argv[0]);
             return 2;
         }
     }
@@ -128,9 +145,11 @@ int main(int argc, char **argv) {
     bandwidth = read_bandwidth(threads, mib, 5);
     printf("memory read bandwidth, %d thread(s), %.0f MiB: %.1f GB/s (best of 5)\n", threads, mib, bandwidth);
     static const struct { tfm_dtype dt; const char *name; } types[] = {
-        {TFM_DTYPE_F32, "f32"}, {TFM_DTYPE_F16, "f16"}, {TFM_DTYPE_BF16, "bf16"}};
-    for (int d = 0; d < 3; d++)
-        if (!strcmp(dsel, "all") || !strcmp(dsel, types[d].name))
+        {TFM_DTYPE_F32, "f32"}, {TFM_DTYPE_F16, "f16"}, {TFM_DTYPE_BF16, "bf16"}, {TFM_DTYPE_Q8_0, "q8_0"},
+        {TFM_DTYPE_Q4_0, "q4_0"}, {TFM_DTYPE_Q4_K, "q4_k"}, {TFM_DTYPE_Q5_K, "q5_k"}, {TFM_DTYPE_Q6_K, "q6_k"}};
+    for (int d = 0; d < 8; d++)
+        if (!strcmp(dsel, "all") || !strcmp(dsel, types[d].name) || (!strcmp(dsel, "float") && d < 3) ||
+            (!strcmp(dsel, "quant") && d >= 3))
             run(ops, be, types[d].dt, types[d].name, rows, cols, n, mib, reps, threads);
     ops->destroy(be);
     return 0;

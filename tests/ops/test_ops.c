@@ -414,10 +414,10 @@ static void test_table(const tfm_backend_ops *ops, tfm_backend *be) {
 }
 
 int main(void) {
-    const char *isas[] = {"generic", "avx2", "avx512"};
+    const char *isas[] = {"generic", "avx2", "avx512", "avx512vnni"};
     const int threads[] = {1, 2, 3};
     const tfm_backend_ops *ops = tfm_cpu_backend_ops();
-    for (int a = 0; a < 3; a++) {
+    for (int a = 0; a < 4; a++) {
         setenv("TFM_CPU_ISA", isas[a], 1);
         digest first = {0};
         for (int t = 0; t < 3; t++) {
