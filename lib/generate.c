@@ -7,12 +7,20 @@
 #include "error.h"
 #include "session.h"
 
-TFM_API tfm_generate_params tfm_generate_params_default(void) {
+static tfm_generate_params generate_params_defaults(void) {
     tfm_generate_params p;
     memset(&p, 0, sizeof p);
     p.struct_size = sizeof p;
     p.max_tokens = 128;
     return p;
+}
+
+TFM_API void tfm_generate_params_init(tfm_generate_params *params, size_t struct_size) {
+    if (!params || struct_size < sizeof params->struct_size) return;
+    tfm_generate_params p = generate_params_defaults();
+    memset(params, 0, struct_size);
+    memcpy(params, &p, struct_size < sizeof p ? struct_size : sizeof p);
+    params->struct_size = struct_size;
 }
 
 static int is_stop(const tfm_generate_params *p, int32_t eos, int32_t id) {
@@ -28,7 +36,7 @@ TFM_API tfm_status tfm_session_generate(tfm_session *s, tfm_sampler *sampler, co
     tfm_error_clear();
     if (n_out) *n_out = 0;
     if (!s || !sampler) return tfm_error(TFM_E_INVALID_ARGUMENT, "tfm_session_generate: session or sampler is NULL");
-    tfm_generate_params p = tfm_generate_params_default();
+    tfm_generate_params p = generate_params_defaults();
     if (params) {
         if (params->struct_size < offsetof(tfm_generate_params, max_tokens) + sizeof(int32_t))
             return tfm_error(TFM_E_INVALID_ARGUMENT, "tfm_generate_params.struct_size %zu is too small",

@@ -24,7 +24,7 @@
 #define MAX_VOCAB (1 << 22)
 #define MAX_CTX (1 << 24)
 
-TFM_API tfm_model_params tfm_model_params_default(void) {
+static tfm_model_params model_params_defaults(void) {
     tfm_model_params p;
     memset(&p, 0, sizeof p);
     p.struct_size = sizeof p;
@@ -32,9 +32,17 @@ TFM_API tfm_model_params tfm_model_params_default(void) {
     return p;
 }
 
+TFM_API void tfm_model_params_init(tfm_model_params *params, size_t struct_size) {
+    if (!params || struct_size < sizeof params->struct_size) return;
+    tfm_model_params p = model_params_defaults();
+    memset(params, 0, struct_size);
+    memcpy(params, &p, struct_size < sizeof p ? struct_size : sizeof p);
+    params->struct_size = struct_size;
+}
+
 /* Copies the caller's params field by field, up to the size the caller compiled with. */
 static tfm_status read_model_params(const tfm_model_params *in, tfm_model_params *out) {
-    *out = tfm_model_params_default();
+    *out = model_params_defaults();
     if (!in) return TFM_OK;
     if (in->struct_size < offsetof(tfm_model_params, backend) + sizeof in->backend)
         return tfm_error(TFM_E_INVALID_ARGUMENT, "tfm_model_params.struct_size %zu is too small; "

@@ -23,7 +23,7 @@ typedef struct candidate {
     int32_t id;
 } candidate;
 
-TFM_API tfm_sampler_params tfm_sampler_params_default(void) {
+static tfm_sampler_params sampler_params_defaults(void) {
     tfm_sampler_params p;
     memset(&p, 0, sizeof p);
     p.struct_size = sizeof p;
@@ -35,6 +35,14 @@ TFM_API tfm_sampler_params tfm_sampler_params_default(void) {
     p.repeat_last_n = 64;
     p.seed = 0x5EED;
     return p;
+}
+
+TFM_API void tfm_sampler_params_init(tfm_sampler_params *params, size_t struct_size) {
+    if (!params || struct_size < sizeof params->struct_size) return;
+    tfm_sampler_params p = sampler_params_defaults();
+    memset(params, 0, struct_size);
+    memcpy(params, &p, struct_size < sizeof p ? struct_size : sizeof p);
+    params->struct_size = struct_size;
 }
 
 /* splitmix64: small, fast, and the same sequence on every platform. */
@@ -52,7 +60,7 @@ TFM_API tfm_status tfm_sampler_create(const tfm_sampler_params *params, tfm_samp
     tfm_error_clear();
     if (!out) return tfm_error(TFM_E_INVALID_ARGUMENT, "tfm_sampler_create: out is NULL");
     *out = NULL;
-    tfm_sampler_params p = tfm_sampler_params_default();
+    tfm_sampler_params p = sampler_params_defaults();
     if (params) {
         if (params->struct_size < offsetof(tfm_sampler_params, temperature) + sizeof(float))
             return tfm_error(TFM_E_INVALID_ARGUMENT, "tfm_sampler_params.struct_size %zu is too small; "

@@ -12,7 +12,7 @@
 #define DEFAULT_CTX 4096
 #define DEFAULT_BATCH 512
 
-TFM_API tfm_session_params tfm_session_params_default(void) {
+static tfm_session_params session_params_defaults(void) {
     tfm_session_params p;
     memset(&p, 0, sizeof p);
     p.struct_size = sizeof p;
@@ -20,8 +20,16 @@ TFM_API tfm_session_params tfm_session_params_default(void) {
     return p;
 }
 
+TFM_API void tfm_session_params_init(tfm_session_params *params, size_t struct_size) {
+    if (!params || struct_size < sizeof params->struct_size) return;
+    tfm_session_params p = session_params_defaults();
+    memset(params, 0, struct_size);
+    memcpy(params, &p, struct_size < sizeof p ? struct_size : sizeof p);
+    params->struct_size = struct_size;
+}
+
 static tfm_status read_session_params(const tfm_session_params *in, const tfm_model *m, tfm_session_params *out) {
-    *out = tfm_session_params_default();
+    *out = session_params_defaults();
     if (in) {
         if (in->struct_size < offsetof(tfm_session_params, n_ctx) + sizeof in->n_ctx)
             return tfm_error(TFM_E_INVALID_ARGUMENT, "tfm_session_params.struct_size %zu is too small; "

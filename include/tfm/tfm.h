@@ -7,7 +7,8 @@
  *   - functions are never removed or changed within a major version; new behaviour gets a new function;
  *   - enum values are fixed and only appended;
  *   - params/info structs begin with `struct_size` and only ever grow at the end; always initialise
- *     them with the matching tfm_*_params_default() so the library knows which fields you compiled with;
+ *     them with the matching tfm_*_params_default() (an inline wrapper of tfm_*_params_init, which
+ *     takes the caller's struct size) so the library knows which fields you compiled with;
  *   - objects are opaque handles: tfm_model, tfm_session, tfm_tensor, tfm_tokenizer, tfm_sampler,
  *     tfm_text_stream. Each has a create/load function and a free function; freeing NULL is a no-op.
  *
@@ -232,8 +233,16 @@ typedef struct tfm_model_params {
     int32_t device;              /* GPU ordinal for device backends (default 0) */
 } tfm_model_params;
 
-/* Default model params. Since 0.1. */
-TFM_API tfm_model_params tfm_model_params_default(void);
+/* Fills `params` with the defaults for a struct of `struct_size` bytes (pass sizeof *params): a
+ * program built against an older, smaller struct gets only the fields it knows. Since 0.1. */
+TFM_API void tfm_model_params_init(tfm_model_params *params, size_t struct_size);
+
+/* The defaults as a value, sized by the header the caller compiled with. Since 0.1. */
+static inline tfm_model_params tfm_model_params_default(void) {
+    tfm_model_params params;
+    tfm_model_params_init(&params, sizeof params);
+    return params;
+}
 
 /* Loads a model from a GGUF file or a Hugging Face directory (config.json + *.safetensors).
  * CPU weights stay memory-mapped. params may be NULL for defaults. On failure *out is NULL and
@@ -296,8 +305,16 @@ typedef struct tfm_session_params {
     int32_t n_batch;             /* max tokens per forward chunk; 0 = 512 */
 } tfm_session_params;
 
-/* Default session params. Since 0.1. */
-TFM_API tfm_session_params tfm_session_params_default(void);
+/* Fills `params` with the defaults for a struct of `struct_size` bytes (pass sizeof *params): a
+ * program built against an older, smaller struct gets only the fields it knows. Since 0.1. */
+TFM_API void tfm_session_params_init(tfm_session_params *params, size_t struct_size);
+
+/* The defaults as a value, sized by the header the caller compiled with. Since 0.1. */
+static inline tfm_session_params tfm_session_params_default(void) {
+    tfm_session_params params;
+    tfm_session_params_init(&params, sizeof params);
+    return params;
+}
 
 /* Creates a session over `model` (which must outlive it); params may be NULL. Errors:
  * TFM_E_INVALID_ARGUMENT (n_ctx beyond the model's limit), TFM_E_OOM. Since 0.1. */
@@ -352,8 +369,16 @@ typedef struct tfm_sampler_params {
     uint64_t seed;               /* the same seed gives the same tokens (default 0x5EED) */
 } tfm_sampler_params;
 
-/* Default sampler params. Since 0.1. */
-TFM_API tfm_sampler_params tfm_sampler_params_default(void);
+/* Fills `params` with the defaults for a struct of `struct_size` bytes (pass sizeof *params): a
+ * program built against an older, smaller struct gets only the fields it knows. Since 0.1. */
+TFM_API void tfm_sampler_params_init(tfm_sampler_params *params, size_t struct_size);
+
+/* The defaults as a value, sized by the header the caller compiled with. Since 0.1. */
+static inline tfm_sampler_params tfm_sampler_params_default(void) {
+    tfm_sampler_params params;
+    tfm_sampler_params_init(&params, sizeof params);
+    return params;
+}
 
 /* Creates a sampler; params may be NULL. One thread at a time. Since 0.1. */
 TFM_API tfm_status tfm_sampler_create(const tfm_sampler_params *params, tfm_sampler **out);
@@ -387,8 +412,16 @@ typedef struct tfm_generate_params {
     void *user_data;
 } tfm_generate_params;
 
-/* Default generate params. Since 0.1. */
-TFM_API tfm_generate_params tfm_generate_params_default(void);
+/* Fills `params` with the defaults for a struct of `struct_size` bytes (pass sizeof *params): a
+ * program built against an older, smaller struct gets only the fields it knows. Since 0.1. */
+TFM_API void tfm_generate_params_init(tfm_generate_params *params, size_t struct_size);
+
+/* The defaults as a value, sized by the header the caller compiled with. Since 0.1. */
+static inline tfm_generate_params tfm_generate_params_default(void) {
+    tfm_generate_params params;
+    tfm_generate_params_init(&params, sizeof params);
+    return params;
+}
 
 /* Evaluates `prompt` (may be empty to continue), then samples up to max_tokens tokens with `sampler`,
  * evaluating each. Generated ids are written to `out_ids` (capacity entries; may be NULL) and their

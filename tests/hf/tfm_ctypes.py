@@ -44,7 +44,7 @@ def _load():
         "tfm_model_load": ([C.c_char_p, P, C.POINTER(P)], C.c_int),
         "tfm_model_free": ([P], None),
         "tfm_model_get_info": ([P, C.POINTER(ModelInfo)], C.c_int),
-        "tfm_session_params_default": ([], SessionParams),
+        "tfm_session_params_init": ([C.POINTER(SessionParams), C.c_size_t], None),
         "tfm_session_create": ([P, C.POINTER(SessionParams), C.POINTER(P)], C.c_int),
         "tfm_session_free": ([P], None),
         "tfm_session_eval": ([P, C.POINTER(C.c_int32), C.c_size_t], C.c_int),
@@ -147,7 +147,8 @@ class Session:
     """A session with an f32 KV cache that keeps the logits of every position."""
 
     def __init__(self, model, n_ctx):
-        p = lib.tfm_session_params_default()
+        p = SessionParams()
+        lib.tfm_session_params_init(C.byref(p), C.sizeof(p))
         p.n_ctx = n_ctx
         p.kv_dtype = TFM_DTYPE_F32
         p.logits_all = 1

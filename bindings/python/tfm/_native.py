@@ -140,16 +140,6 @@ class tfm_generate_params(C.Structure):
     ]
 
 
-def _returned(struct):
-    """The restype for a tfm_*_params_default() function: the struct followed by spare room.
-
-    These functions return the struct by value, through memory the caller provides. A newer library
-    whose struct has grown writes its own, larger size; the spare bytes absorb that, and the fields
-    these bindings know are read from the front."""
-    return type(struct.__name__ + "_returned", (C.Structure,), {"_fields_": [("value", struct),
-                                                                            ("_spare", C.c_char * 512)]})
-
-
 _P = C.c_void_p
 _PP = C.POINTER(C.c_void_p)
 _I32P = C.POINTER(C.c_int32)
@@ -186,13 +176,13 @@ SIGNATURES = {
     "tfm_text_stream_free": ([_P], None),
     "tfm_text_stream_push": ([_P, C.c_int32, C.POINTER(C.POINTER(C.c_char)), _SIZEP], C.c_int),
     "tfm_text_stream_flush": ([_P, C.POINTER(C.POINTER(C.c_char)), _SIZEP], C.c_int),
-    "tfm_model_params_default": ([], _returned(tfm_model_params)),
+    "tfm_model_params_init": ([C.POINTER(tfm_model_params), C.c_size_t], None),
     "tfm_model_load": ([C.c_char_p, C.POINTER(tfm_model_params), _PP], C.c_int),
     "tfm_model_load_from_memory": ([_P, C.c_size_t, C.POINTER(tfm_model_params), _PP], C.c_int),
     "tfm_model_free": ([_P], None),
     "tfm_model_get_info": ([_P, C.POINTER(tfm_model_info)], C.c_int),
     "tfm_model_tokenizer": ([_P], _P),
-    "tfm_session_params_default": ([], _returned(tfm_session_params)),
+    "tfm_session_params_init": ([C.POINTER(tfm_session_params), C.c_size_t], None),
     "tfm_session_create": ([_P, C.POINTER(tfm_session_params), _PP], C.c_int),
     "tfm_session_free": ([_P], None),
     "tfm_session_eval": ([_P, _I32P, C.c_size_t], C.c_int),
@@ -202,12 +192,12 @@ SIGNATURES = {
     "tfm_session_reset": ([_P], None),
     "tfm_session_logits": ([_P, C.c_int, _PP], C.c_int),
     "tfm_session_last_logits": ([_P], C.POINTER(C.c_float)),
-    "tfm_sampler_params_default": ([], _returned(tfm_sampler_params)),
+    "tfm_sampler_params_init": ([C.POINTER(tfm_sampler_params), C.c_size_t], None),
     "tfm_sampler_create": ([C.POINTER(tfm_sampler_params), _PP], C.c_int),
     "tfm_sampler_free": ([_P], None),
     "tfm_sampler_sample": ([_P, C.POINTER(C.c_float), C.c_int32, _I32P, C.c_size_t, _I32P], C.c_int),
     "tfm_sampler_reset": ([_P, C.c_uint64], None),
-    "tfm_generate_params_default": ([], _returned(tfm_generate_params)),
+    "tfm_generate_params_init": ([C.POINTER(tfm_generate_params), C.c_size_t], None),
     "tfm_session_generate": ([_P, _P, _I32P, C.c_size_t, C.POINTER(tfm_generate_params), _I32P, C.c_size_t,
                               _SIZEP], C.c_int),
 }
@@ -294,6 +284,18 @@ def library_path():
     return _lib_path
 
 
+_PARAMS_STRUCTS = {
+    "tfm_model_params_default": tfm_model_params,
+    "tfm_session_params_default": tfm_session_params,
+    "tfm_sampler_params_default": tfm_sampler_params,
+    "tfm_generate_params_default": tfm_generate_params,
+}
+
+
 def defaults(function_name):
-    """The params struct a tfm_*_params_default() function returns."""
-    return getattr(library(), function_name)().value
+    """The params struct tfm.h's inline tfm_*_params_default() gives: tfm_*_params_init called
+    with the size of the struct these bindings know."""
+    struct = _PARAMS_STRUCTS[function_name]()
+    init = getattr(library(), function_name.replace("_default", "_init"))
+    init(C.byref(struct), C.sizeof(struct))
+    return struct
