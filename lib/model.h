@@ -107,6 +107,7 @@ struct tfm_model {
     tfm_mapped_file file;       /* the mapped GGUF, or empty */
     tfm_model_source src;       /* keeps the reader's state (and host tensors) alive */
     size_t memory_limit;
+    size_t session_bytes;       /* session memory in use, summed over live sessions (atomic) */
 };
 
 #endif

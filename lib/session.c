@@ -62,20 +62,33 @@ TFM_API tfm_status tfm_session_create(const tfm_model *m, const tfm_session_para
     if (st) return st;
 
     size_t need = tfm_run_state_bytes(&m->hp, p.n_batch, p.n_ctx, p.kv_dtype);
-    if (m->memory_limit && need > m->memory_limit)
-        return tfm_error(TFM_E_OOM, "a session with n_ctx %d and n_batch %d needs %zu bytes, over the memory "
-                         "limit of %zu bytes", p.n_ctx, p.n_batch, need, m->memory_limit);
+    /* Reserve the bytes against the model's limit before allocating (sessions may be created on
+     * several threads at once); tfm_session_free gives them back. */
+    tfm_model *mm = (tfm_model *)m;
+    size_t before = __atomic_fetch_add(&mm->session_bytes, need, __ATOMIC_RELAXED);
+    if (m->memory_limit && before + need > m->memory_limit) {
+        __atomic_fetch_sub(&mm->session_bytes, need, __ATOMIC_RELAXED);
+        return tfm_error(TFM_E_OOM, "a session with n_ctx %d and n_batch %d needs %zu bytes; with %zu bytes used "
+                         "by other sessions that exceeds the memory limit of %zu bytes", p.n_ctx, p.n_batch, need,
+                         before, m->memory_limit);
+    }
     if (m->ops->mem_info) {
         size_t free_bytes = 0, total = 0;
         m->ops->mem_info(m->be, &free_bytes, &total);
-        if (free_bytes && need > free_bytes)
+        if (free_bytes && need > free_bytes) {
+            __atomic_fetch_sub(&mm->session_bytes, need, __ATOMIC_RELAXED);
             return tfm_error(TFM_E_OOM, "a session with n_ctx %d needs %zu bytes of %s memory; %zu are free",
                              p.n_ctx, need, m->ops->name, free_bytes);
+        }
     }
 
     tfm_session *s = calloc(1, sizeof *s);
-    if (!s) return tfm_error(TFM_E_OOM, "out of memory");
+    if (!s) {
+        __atomic_fetch_sub(&mm->session_bytes, need, __ATOMIC_RELAXED);
+        return tfm_error(TFM_E_OOM, "out of memory");
+    }
     s->model = m;
+    s->reserved_bytes = need;
     s->params = p;
     s->tokens = malloc((size_t)p.n_ctx * sizeof *s->tokens);
     s->logits_capacity = p.logits_all ? (size_t)p.n_batch : 1;
@@ -94,6 +107,7 @@ TFM_API tfm_status tfm_session_create(const tfm_model *m, const tfm_session_para
 
 TFM_API void tfm_session_free(tfm_session *s) {
     if (!s) return;
+    __atomic_fetch_sub(&((tfm_model *)s->model)->session_bytes, s->reserved_bytes, __ATOMIC_RELAXED);
     tfm_run_state_free(&s->rs, s->model);
     free(s->tokens);
     free(s->logits);

@@ -13,6 +13,7 @@ struct tfm_session {
     float *logits;            /* host: [logits_capacity][n_vocab] */
     size_t logits_capacity;   /* rows */
     int32_t n_logits;         /* rows valid from the last eval; 0 = none */
+    size_t reserved_bytes;    /* counted against the model's memory limit */
 };
 
 #endif

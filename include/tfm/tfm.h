@@ -229,7 +229,8 @@ typedef struct tfm_model_params {
     int32_t n_threads;           /* cpu threads; 0 = the machine's cores (default) */
     tfm_progress_fn progress;    /* optional load progress / cancel callback */
     void *progress_user_data;
-    size_t memory_limit;         /* max bytes the library may allocate for this model and its sessions; 0 = none */
+    size_t memory_limit;         /* max bytes of session memory (KV caches + activations), summed over all
+                                    live sessions of this model; 0 = none. CPU weights are mapped, not counted */
     int32_t device;              /* GPU ordinal for device backends (default 0) */
 } tfm_model_params;
 

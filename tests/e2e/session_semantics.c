@@ -341,6 +341,49 @@ static void test_greedy_is_argmax(void) {
     tfm_sampler_free(sampler);
 }
 
+/* The model's memory_limit counts every live session: a second session that would take the total
+ * past it is refused with TFM_E_OOM, and freeing the first makes room again. */
+static void test_memory_limit(const char *path) {
+    tfm_model_params mp = tfm_model_params_default();
+    mp.backend = "cpu";
+    mp.n_threads = 1;
+    tfm_model *probe = NULL, *limited = NULL;
+    CHECK_STATUS(tfm_model_load(path, &mp, &probe), TFM_OK);
+    if (!probe) return;
+    /* How much one session needs is not public: find it as the smallest limit that admits one. */
+    tfm_session_params sp = tfm_session_params_default();
+    sp.n_ctx = 64;
+    size_t lo = 1, hi = (size_t)1 << 34;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        tfm_model_free(limited);
+        mp.memory_limit = mid;
+        limited = NULL;
+        CHECK_STATUS(tfm_model_load(path, &mp, &limited), TFM_OK);
+        if (!limited) break;
+        tfm_session *s = NULL;
+        if (tfm_session_create(limited, &sp, &s) == TFM_OK) hi = mid;
+        else lo = mid + 1;
+        tfm_session_free(s);
+    }
+    tfm_model_free(limited);
+    tfm_model_free(probe);
+    size_t one = lo;
+    mp.memory_limit = one + one / 2; /* room for one session, not two */
+    limited = NULL;
+    CHECK_STATUS(tfm_model_load(path, &mp, &limited), TFM_OK);
+    if (!limited) return;
+    tfm_session *a = NULL, *b = NULL;
+    CHECK_STATUS(tfm_session_create(limited, &sp, &a), TFM_OK);
+    CHECK_STATUS(tfm_session_create(limited, &sp, &b), TFM_E_OOM);
+    CHECK(b == NULL, "a refused session was returned");
+    CHECK(strstr(tfm_last_error(), "memory limit") != NULL, "message does not name the limit");
+    tfm_session_free(a);
+    CHECK_STATUS(tfm_session_create(limited, &sp, &b), TFM_OK);
+    tfm_session_free(b);
+    tfm_model_free(limited);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s MODEL.gguf\n", argv[0]);
@@ -371,6 +414,7 @@ int main(int argc, char **argv) {
     test_invalid_ids();
     test_abort();
     test_greedy_is_argmax();
+    test_memory_limit(argv[1]);
 
     tfm_model_free(m);
     if (failures) {
