@@ -180,7 +180,7 @@ tfm_status tfm_cuda_attention_decode(tfm_backend *be, const float *q, const void
         return TFM_E_UNSUPPORTED;
 
     /* Enough blocks to cover the chip twice; while recording the split count must suit any length. */
-    int max_splits = (2 * be->prop.multiProcessorCount + n_head - 1) / n_head;
+    int max_splits = be->attn_splits > 0 ? be->attn_splits : (2 * be->prop.multiProcessorCount + n_head - 1) / n_head;
     if (max_splits > 32) max_splits = 32;
     size_t cap = be->attn_partial_floats / ((size_t)n_head * (head_dim + 2));
     if ((size_t)max_splits > cap) max_splits = (int)cap;

@@ -32,15 +32,26 @@ typedef struct tfm_cuda_step {
 } tfm_cuda_step;
 
 /* A buffer whose contents are owed: written only when first needed (see fusion.h). */
-enum { TFM_CUDA_OWED_NORM = 1, TFM_CUDA_OWED_GLU = 2 };
+enum { TFM_CUDA_OWED_NORM = 1, TFM_CUDA_OWED_GLU = 2, TFM_CUDA_OWED_GEMM = 3 };
 typedef struct tfm_cuda_owed {
     int kind;
     float *out;
     size_t count;           /* floats */
-    const float *a, *b;     /* NORM: x; GLU: gate, up */
+    const float *a, *b;     /* NORM: x; GLU: gate, up; GEMM: the input (n x w.cols) */
     const void *g;          /* NORM: the gain, f32 */
     float eps;
+    tfm_weight w;           /* GEMM: the weight */
+    int n;                  /* GEMM: tokens */
 } tfm_cuda_owed;
+
+/* A batched matmul held back until the next op (a residual add joins it: beta = 1). */
+typedef struct tfm_cuda_gemm_pending {
+    int active;
+    tfm_weight w;
+    const float *x;
+    float *y;
+    int n;
+} tfm_cuda_gemm_pending;
 
 /* Matvecs held back: up to 3 weights reading the same input. */
 typedef struct tfm_cuda_mv_group {
@@ -54,6 +65,7 @@ typedef struct tfm_cuda_mv_group {
 /* RoPE of q and k and the two cache writes of a decode step, collected in order (stage 1..4). */
 typedef struct tfm_cuda_prelude {
     int stage;
+    int n;                  /* tokens */
     float *q, *k;
     int n_head, n_head_kv, head_dim, pos_q, pos_k;
     const float *inv_freq;
@@ -83,6 +95,7 @@ struct tfm_backend {
     int use_graphs;         /* decode-step graphs (TFM_CUDA_GRAPHS=0 turns them off) */
     int prefetch_bytes;     /* L2 prefetch per warp in the decode matvec (TFM_CUDA_PREFETCH) */
     int matvec_variant;     /* TFM_CUDA_MATVEC: rows per warp / unroll choice */
+    int attn_splits;        /* TFM_CUDA_ATTN_SPLITS: split-K blocks per head for one query (0: chosen) */
     tfm_dtype weight_dtype_f32;  /* what f32 matrices become on the device (TFM_CUDA_WEIGHT_DTYPE) */
 
     /* Decode-step state: position and token, read by kernels while recording / replaying. */
@@ -101,6 +114,7 @@ struct tfm_backend {
     int mvx_smem_limit;
     tfm_cuda_owed owed[4];
     tfm_cuda_mv_group group;
+    tfm_cuda_gemm_pending gemm;
     tfm_cuda_prelude prelude;
 
     /* Scratch: GEMM input in 16-bit, split-K attention partials (fixed size, capture-safe).
@@ -266,6 +280,8 @@ tfm_status tfm_cuda_matvec(tfm_backend *be, const tfm_weight *w, const float *x,
 /* gemm.cu: the matmul op (dispatches to matvec for one token, cuBLAS for more; a batch's input is
  * rounded to 16 bits once, or not at all when its producer already wrote gemm_in). */
 tfm_status tfm_cuda_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n);
+/* y += W · x for a batch (n > 1): cuBLAS with beta = 1. */
+tfm_status tfm_cuda_matmul_accumulate(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n);
 
 /* attention_decode.cu / attention_prefill.cu / attention.cu */
 tfm_status tfm_cuda_attention(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,

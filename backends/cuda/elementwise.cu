@@ -305,7 +305,7 @@ struct rope_store_args {
     const float *inv_freq;
     void *k_cache, *v_cache;
     const int *pos_ptr;     /* recording: every position below is relative to *pos_ptr */
-    int n_head, n_head_kv, head_dim, half_split;
+    int n, n_head, n_head_kv, head_dim, half_split;
     int pos_q, pos_k, row_k, row_v;
 };
 
@@ -314,30 +314,33 @@ __global__ void rope_store_kernel(rope_store_args a) {
     pdl_wait();
     pdl_launch_dependents();
     const int half = a.head_dim / 2, width = a.n_head_kv * a.head_dim;
-    const int nq = a.n_head * half, nk = a.n_head_kv * half, total = nq + nk + width;
+    const int nq = a.n_head * half, nk = a.n_head_kv * half, per_token = nq + nk + width;
+    const int64_t total = (int64_t)a.n * per_token;
     const int base = a.pos_ptr ? *a.pos_ptr : 0;
     T *kc = static_cast<T *>(a.k_cache), *vc = static_cast<T *>(a.v_cache);
-    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += gridDim.x * blockDim.x) {
+    for (int64_t at = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; at < total; at += (int64_t)gridDim.x * blockDim.x) {
+        const int t = (int)(at / per_token), idx = (int)(at % per_token);
         if (idx < nq + nk) {
             const bool is_q = idx < nq;
             const int j = is_q ? idx : idx - nq;
             const int i = j % half, head = j / half;
-            float *v = (is_q ? a.q : a.k) + (size_t)head * a.head_dim;
+            float *v = is_q ? a.q + ((size_t)t * a.n_head + head) * a.head_dim
+                            : a.k + ((size_t)t * a.n_head_kv + head) * a.head_dim;
             const int ia = a.half_split ? i : 2 * i, ib = a.half_split ? i + half : 2 * i + 1;
             float s, c;
-            sincosf((float)(base + (is_q ? a.pos_q : a.pos_k)) * a.inv_freq[i], &s, &c);
+            sincosf((float)(base + (is_q ? a.pos_q : a.pos_k) + t) * a.inv_freq[i], &s, &c);
             const float x0 = v[ia], x1 = v[ib];
             const float r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
             v[ia] = r0;
             v[ib] = r1;
             if (!is_q) {
-                T *row = kc + (size_t)(base + a.row_k) * width + (size_t)head * a.head_dim;
+                T *row = kc + (size_t)(base + a.row_k + t) * width + (size_t)head * a.head_dim;
                 row[ia] = from_f32<T>(r0);
                 row[ib] = from_f32<T>(r1);
             }
         } else {
             const int e = idx - nq - nk;
-            vc[(size_t)(base + a.row_v) * width + e] = from_f32<T>(a.v[e]);
+            vc[(size_t)(base + a.row_v + t) * width + e] = from_f32<T>(a.v[(size_t)t * width + e]);
         }
     }
 }
@@ -352,6 +355,7 @@ tfm_status tfm_cuda_rope_store(tfm_backend *be, const tfm_cuda_prelude *p) {
     a.v_cache = p->v_cache;
     a.pos_ptr = tfm_cuda_step_pos(be);
     int shift = a.pos_ptr ? be->step_pos : 0;
+    a.n = p->n;
     a.n_head = p->n_head;
     a.n_head_kv = p->n_head_kv;
     a.head_dim = p->head_dim;
@@ -360,8 +364,10 @@ tfm_status tfm_cuda_rope_store(tfm_backend *be, const tfm_cuda_prelude *p) {
     a.pos_k = p->pos_k - shift;
     a.row_k = p->row_k - shift;
     a.row_v = p->row_v - shift;
-    int total = (p->n_head + p->n_head_kv) * (p->head_dim / 2) + p->width;
-    dim3 grid((unsigned)((total + 255) / 256)), block(256);
+    int64_t total = (int64_t)p->n * ((p->n_head + p->n_head_kv) * (p->head_dim / 2) + p->width);
+    int64_t blocks = (total + 255) / 256;
+    if (blocks > (int64_t)be->prop.multiProcessorCount * 16) blocks = (int64_t)be->prop.multiProcessorCount * 16;
+    dim3 grid((unsigned)blocks), block(256);
     cudaError_t err;
     switch (p->kv_dtype) {
     case TFM_DTYPE_F32: err = tfm_cuda_launch(be, rope_store_kernel<float>, grid, block, 0, a); break;

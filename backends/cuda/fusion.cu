@@ -22,6 +22,8 @@ static int aligned16(const void *p) { return ((uintptr_t)p % 16) == 0; }
 /* ---------------------------------------------------------------- owed buffers */
 
 static int owed_reads_from(const tfm_cuda_owed *o, const void *p, size_t bytes) {
+    if (o->kind == TFM_CUDA_OWED_GEMM)
+        return overlap(o->a, (size_t)o->n * o->w.cols * sizeof(float), p, bytes);
     size_t n = o->count * sizeof(float);
     return overlap(o->a, n, p, bytes) || overlap(o->b, n, p, bytes) || overlap(o->g, n, p, bytes);
 }
@@ -30,6 +32,7 @@ static tfm_status owed_materialize(tfm_backend *be, int i) {
     tfm_cuda_owed o = be->owed[i];
     be->owed[i].kind = 0;
     tfm_cuda_conv_note_write(be, o.out, o.count * sizeof(float));
+    if (o.kind == TFM_CUDA_OWED_GEMM) return tfm_cuda_matmul(be, &o.w, o.a, o.out, o.n);
     if (o.kind == TFM_CUDA_OWED_NORM) {
         tfm_weight g;
         g.data = o.g;
@@ -126,15 +129,20 @@ static tfm_status prelude_flush(tfm_backend *be) {
     tfm_cuda_prelude p = be->prelude;
     be->prelude.stage = 0;
     tfm_status st = TFM_OK;
-    if (p.stage >= 1) st = tfm_cuda_rope(be, p.q, 1, p.n_head, p.head_dim, p.pos_q, p.inv_freq, p.pairing);
-    if (!st && p.stage >= 2) st = tfm_cuda_rope(be, p.k, 1, p.n_head_kv, p.head_dim, p.pos_k, p.inv_freq, p.pairing);
-    if (!st && p.stage >= 3) st = tfm_cuda_kv_store(be, p.k_cache, p.kv_dtype, p.row_k, p.k, 1, p.width);
+    if (p.stage >= 1) st = tfm_cuda_rope(be, p.q, p.n, p.n_head, p.head_dim, p.pos_q, p.inv_freq, p.pairing);
+    if (!st && p.stage >= 2) st = tfm_cuda_rope(be, p.k, p.n, p.n_head_kv, p.head_dim, p.pos_k, p.inv_freq, p.pairing);
+    if (!st && p.stage >= 3) st = tfm_cuda_kv_store(be, p.k_cache, p.kv_dtype, p.row_k, p.k, p.n, p.width);
     return st;
 }
 
 tfm_status tfm_cuda_settle(tfm_backend *be) {
     tfm_status st = TFM_OK;
-    if (be->group.k) st = group_launch(be, NULL);
+    if (be->gemm.active) {
+        tfm_cuda_gemm_pending g = be->gemm;
+        be->gemm.active = 0;
+        st = tfm_cuda_matmul(be, &g.w, g.x, g.y, g.n);
+    }
+    if (!st && be->group.k) st = group_launch(be, NULL);
     if (!st && be->prelude.stage) st = prelude_flush(be);
     return st;
 }
@@ -216,12 +224,39 @@ tfm_status tfm_cuda_plan_matmul(tfm_backend *be, const tfm_weight *w, const floa
     TRY(tfm_cuda_settle(be));
     TRY(owed_read(be, x, (size_t)n * w->cols * sizeof(float)));
     TRY(owed_write(be, y, (size_t)n * w->rows * sizeof(float)));
+    if (be->fuse && n > 1 && !overlap(x, (size_t)n * w->cols * 4, y, (size_t)n * w->rows * 4)) {
+        /* held back: a residual add that follows folds into it */
+        be->gemm.active = 1;
+        be->gemm.w = *w;
+        be->gemm.x = x;
+        be->gemm.y = y;
+        be->gemm.n = n;
+        return TFM_OK;
+    }
     return tfm_cuda_matmul(be, w, x, y, n);
 }
 
 tfm_status tfm_cuda_plan_add(tfm_backend *be, float *x, const float *y, size_t count) {
     tfm_cuda_mv_group *g = &be->group;
     size_t bytes = count * sizeof(float);
+    tfm_cuda_gemm_pending *pg = &be->gemm;
+    if (pg->active && pg->y == y && count == (size_t)pg->n * pg->w.rows && !overlap(x, bytes, y, bytes) &&
+        !overlap(x, bytes, pg->x, (size_t)pg->n * pg->w.cols * 4)) {
+        /* x += W·in in one GEMM (beta = 1); y (W·in alone) becomes owed */
+        tfm_cuda_gemm_pending gp = *pg;
+        pg->active = 0;
+        TRY(owed_write(be, x, bytes));
+        tfm_cuda_owed e;
+        memset(&e, 0, sizeof e);
+        e.kind = TFM_CUDA_OWED_GEMM;
+        e.out = gp.y;
+        e.count = count;
+        e.a = gp.x;
+        e.w = gp.w;
+        e.n = gp.n;
+        TRY(tfm_cuda_matmul_accumulate(be, &gp.w, gp.x, x, gp.n));
+        return owed_add(be, &e);
+    }
     if (g->k == 1 && g->y[0] == y && count == (size_t)g->w[0].rows && !overlap(x, bytes, y, bytes) &&
         !overlap(x, bytes, g->x, (size_t)g->w[0].cols * 4) && !(g->src.kind && owed_reads_from(&g->src, x, bytes))) {
         TRY(owed_write(be, x, bytes));
@@ -284,12 +319,13 @@ tfm_status tfm_cuda_plan_rope(tfm_backend *be, float *x, int n, int n_head, int 
                               const float *inv_freq, tfm_rope_pairing pairing) {
     size_t bytes = (size_t)n * n_head * head_dim * sizeof(float);
     tfm_cuda_prelude *p = &be->prelude;
-    if (be->fuse && n == 1 && head_dim >= 2 && head_dim % 2 == 0) {
+    if (be->fuse && n >= 1 && head_dim >= 2 && head_dim % 2 == 0) {
         if (p->stage == 0) {
             TRY(tfm_cuda_settle(be));
             TRY(owed_read(be, x, bytes));
             TRY(owed_write(be, x, bytes));
             p->stage = 1;
+            p->n = n;
             p->q = x;
             p->n_head = n_head;
             p->head_dim = head_dim;
@@ -298,8 +334,8 @@ tfm_status tfm_cuda_plan_rope(tfm_backend *be, float *x, int n, int n_head, int 
             p->pairing = pairing;
             return TFM_OK;
         }
-        if (p->stage == 1 && head_dim == p->head_dim && inv_freq == p->inv_freq && pairing == p->pairing &&
-            !overlap(x, bytes, p->q, (size_t)p->n_head * head_dim * 4)) {
+        if (p->stage == 1 && n == p->n && head_dim == p->head_dim && inv_freq == p->inv_freq &&
+            pairing == p->pairing && !overlap(x, bytes, p->q, (size_t)n * p->n_head * head_dim * 4)) {
             TRY(owed_read(be, x, bytes));
             TRY(owed_write(be, x, bytes));
             p->stage = 2;
@@ -319,7 +355,7 @@ tfm_status tfm_cuda_plan_kv_store(tfm_backend *be, void *cache, tfm_dtype kv_dty
                                   int width) {
     tfm_cuda_prelude *p = &be->prelude;
     size_t bytes = (size_t)n * width * sizeof(float);
-    if (n == 1 && p->stage == 2 && src == p->k && width == p->n_head_kv * p->head_dim &&
+    if (p->stage == 2 && n == p->n && src == p->k && width == p->n_head_kv * p->head_dim &&
         (kv_dtype == TFM_DTYPE_F32 || kv_dtype == TFM_DTYPE_F16 || kv_dtype == TFM_DTYPE_BF16)) {
         p->stage = 3;
         p->k_cache = cache;
@@ -328,8 +364,8 @@ tfm_status tfm_cuda_plan_kv_store(tfm_backend *be, void *cache, tfm_dtype kv_dty
         p->width = width;
         return TFM_OK;
     }
-    if (n == 1 && p->stage == 3 && kv_dtype == p->kv_dtype && width == p->width && cache != p->k_cache &&
-        !overlap(src, bytes, p->q, (size_t)p->n_head * p->head_dim * 4) && !overlap(src, bytes, p->k, bytes)) {
+    if (p->stage == 3 && n == p->n && kv_dtype == p->kv_dtype && width == p->width && cache != p->k_cache &&
+        !overlap(src, bytes, p->q, (size_t)n * p->n_head * p->head_dim * 4) && !overlap(src, bytes, p->k, bytes)) {
         TRY(owed_read(be, src, bytes));
         p->v_cache = cache;
         p->row_v = row0;

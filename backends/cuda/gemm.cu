@@ -16,15 +16,12 @@ void *tfm_cuda_conv_prepare(tfm_backend *be, size_t count) {
     return be->gemm_in.ptr;
 }
 
-tfm_status tfm_cuda_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
-    if (n < 1) return TFM_OK;
-    if (n == 1) return tfm_cuda_matvec(be, w, x, y);
-
+static tfm_status gemm(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n, float beta) {
     int rows = (int)w->rows, cols = (int)w->cols;
-    const float one = 1.0f, zero = 0.0f;
+    const float one = 1.0f, beta_ = beta;
     if (w->dtype == TFM_DTYPE_F32) {
         BLAS_TRY(be, cublasSgemm(be->cublas, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &one, (const float *)w->data,
-                                 cols, x, cols, &zero, y, rows));
+                                 cols, x, cols, &beta_, y, rows));
         tfm_cuda_conv_note_write(be, y, (size_t)n * rows * sizeof(float));
         return TFM_OK;
     }
@@ -44,8 +41,18 @@ tfm_status tfm_cuda_matmul(tfm_backend *be, const tfm_weight *w, const float *x,
     }
     cudaDataType_t type = w->dtype == TFM_DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF;
     BLAS_TRY(be, cublasGemmEx(be->cublas, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &one, w->data, type, cols,
-                              be->gemm_in.ptr, type, cols, &zero, y, CUDA_R_32F, rows, CUBLAS_COMPUTE_32F,
+                              be->gemm_in.ptr, type, cols, &beta_, y, CUDA_R_32F, rows, CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT));
     tfm_cuda_conv_note_write(be, y, (size_t)n * rows * sizeof(float));
     return TFM_OK;
+}
+
+tfm_status tfm_cuda_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
+    if (n < 1) return TFM_OK;
+    if (n == 1) return tfm_cuda_matvec(be, w, x, y);
+    return gemm(be, w, x, y, n, 0.0f);
+}
+
+tfm_status tfm_cuda_matmul_accumulate(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
+    return gemm(be, w, x, y, n, 1.0f);
 }

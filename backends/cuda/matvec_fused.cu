@@ -126,8 +126,9 @@ __global__ void __launch_bounds__(MVX_WARPS * 32) mvx_kernel(tfm_cuda_mvx_args a
         const float4 *u4 = reinterpret_cast<const float4 *>(a.x2);
         for (int i = threadIdx.x; i < n4; i += blockDim.x) {
             float4 g = x4[i], u = u4[i];
-            xs4[i] = make_float4(g.x / (1.0f + expf(-g.x)) * u.x, g.y / (1.0f + expf(-g.y)) * u.y,
-                                 g.z / (1.0f + expf(-g.z)) * u.z, g.w / (1.0f + expf(-g.w)) * u.w);
+            /* silu with the fast intrinsics (a few ulp; every block computes the whole vector) */
+            xs4[i] = make_float4(__fdividef(g.x, 1.0f + __expf(-g.x)) * u.x, __fdividef(g.y, 1.0f + __expf(-g.y)) * u.y,
+                                 __fdividef(g.z, 1.0f + __expf(-g.z)) * u.z, __fdividef(g.w, 1.0f + __expf(-g.w)) * u.w);
         }
     } else {
         for (int i = threadIdx.x; i < n4; i += blockDim.x) xs4[i] = x4[i];

@@ -5,7 +5,9 @@
  * Loads Llama-2-7B-shaped matrices (random bf16 values, stored as the plugin chooses) and times
  * recorded steps (CUDA graphs) that contain: (1) only the 7 matrix-vector products of each layer, as
  * the core issues them; (2) a chain of 200 residual adds of 4096 floats (the cost of one small
- * kernel in a recorded step). Set TFM_CUDA_FUSE=0 etc. to compare the paths. */
+ * kernel in a recorded step); (3) whole decode layers at position 256, and the same without
+ * attention or without RoPE/KV append (the differences are their cost); then (4) each op of a
+ * 2048-token prompt chunk on its own. Set TFM_CUDA_FUSE=0 etc. to compare the paths. */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <stdarg.h>
@@ -132,6 +134,121 @@ int main(int argc, char **argv) {
         double dt = (now() - t0) / reps;
         if (pass) printf("small kernels: %.2f us each (200 residual adds in a recorded step)\n", dt * 1e6 / 200);
     }
+    /* (3) whole decode layers */
+    const int ctx = 2048, hd = 128, heads = DIM / hd;
+    float norm1[DIM];
+    for (int i = 0; i < DIM; i++) norm1[i] = 1.0f + (float)(i % 7) * 0.01f;
+    tfm_weight gnorm;
+    ops->weight_load(be, &gnorm, norm1, TFM_DTYPE_F32, 1, DIM);
+    float inv[64];
+    for (int i = 0; i < 64; i++) inv[i] = 1.0f / (float)(1 << (i % 13));
+    float *dinv = ops->alloc(be, sizeof inv);
+    ops->upload(be, dinv, inv, sizeof inv);
+    void *kc = ops->alloc(be, (size_t)ctx * DIM * 2), *vc = ops->alloc(be, (size_t)ctx * DIM * 2);
+    const char *what[3] = {"whole layers", "without attention", "without rope/kv append"};
+    for (int variant = 0; variant < 3; variant++) {
+        double dt = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            int reps = pass ? 20 : 3;
+            double t0 = 0;
+            for (int r = 0; r < reps + 1; r++) {
+                if (r == 1) {
+                    ops->sync(be);
+                    t0 = now();
+                }
+                if (!ops->step_begin(be, 10 + variant, 256, 0)) {
+                    for (int l = 0; l < layers; l++) {
+                        ops->rmsnorm(be, x, &gnorm, xb, 1, DIM, 1e-5f);
+                        ops->matmul(be, &w[l][0], xb, q, 1);
+                        ops->matmul(be, &w[l][1], xb, k, 1);
+                        ops->matmul(be, &w[l][2], xb, v, 1);
+                        if (variant != 2) {
+                            ops->rope(be, q, 1, heads, hd, 256, dinv, TFM_ROPE_HALF);
+                            ops->rope(be, k, 1, heads, hd, 256, dinv, TFM_ROPE_HALF);
+                            ops->kv_store(be, kc, TFM_DTYPE_F16, 256, k, 1, DIM);
+                            ops->kv_store(be, vc, TFM_DTYPE_F16, 256, v, 1, DIM);
+                        }
+                        if (variant != 1)
+                            ops->attention(be, q, kc, vc, TFM_DTYPE_F16, att, 1, 256, heads, heads, hd, 0.088f, 1);
+                        ops->matmul(be, &w[l][3], att, xb, 1);
+                        ops->add(be, x, xb, DIM);
+                        ops->rmsnorm(be, x, &gnorm, xb, 1, DIM, 1e-5f);
+                        ops->matmul(be, &w[l][4], xb, hb, 1);
+                        ops->matmul(be, &w[l][5], xb, hb2, 1);
+                        ops->swiglu(be, hb, hb2, hb, FF);
+                        ops->matmul(be, &w[l][6], hb, xb, 1);
+                        ops->add(be, x, xb, DIM);
+                    }
+                    ops->step_end(be);
+                }
+            }
+            ops->sync(be);
+            dt = (now() - t0) / reps;
+        }
+        printf("decode layers, %s: %.3f ms per step (%.1f us per layer)\n", what[variant], dt * 1e3,
+               dt * 1e6 / layers);
+        ops->upload(be, x, init, DIM * 4); /* keep the residual bounded */
+    }
+
+    /* (4) a 2048-token prompt chunk, op by op */
+    const int n = 2048;
+    float *px = ops->alloc(be, (size_t)n * DIM * 4), *pxb = ops->alloc(be, (size_t)n * DIM * 4);
+    float *pq = ops->alloc(be, (size_t)n * DIM * 4), *pk = ops->alloc(be, (size_t)n * DIM * 4);
+    float *pv = ops->alloc(be, (size_t)n * DIM * 4), *patt = ops->alloc(be, (size_t)n * DIM * 4);
+    float *phb = ops->alloc(be, (size_t)n * FF * 4), *phb2 = ops->alloc(be, (size_t)n * FF * 4);
+    if (!phb2) {
+        fprintf(stderr, "alloc: %s\n", last_error);
+        return 1;
+    }
+    for (int t = 0; t < n; t += 8) {
+        ops->upload(be, px + (size_t)t * DIM, init, DIM * 4);
+        ops->upload(be, pq + (size_t)t * DIM, init, DIM * 4);
+        ops->upload(be, pk + (size_t)t * DIM, init, DIM * 4);
+        ops->upload(be, pv + (size_t)t * DIM, init, DIM * 4);
+        ops->upload(be, phb + (size_t)t * FF, init, FF * 4);
+        ops->upload(be, phb2 + (size_t)t * FF, init, FF * 4);
+    }
+    double layer_total = 0;
+    for (int op = 0; op < 11; op++) {
+        const char *names[11] = {"rmsnorm", "matmul 4096x4096", "matmul 11008x4096", "matmul 4096x11008",
+                                 "rope q", "kv_store", "attention (flash, causal)", "add", "swiglu",
+                                 "rope+kv append (fused)", "matmul+add (fused)"};
+        int per_layer[11] = {2, 3, 2, 1, 0, 0, 1, 0, 1, 1, 1};
+        double t0 = 0;
+        for (int r = 0; r < 6; r++) {
+            if (r == 1) {
+                ops->sync(be);
+                t0 = now();
+            }
+            switch (op) {
+            case 0: ops->rmsnorm(be, px, &gnorm, pxb, n, DIM, 1e-5f); break;
+            case 1: ops->matmul(be, &w[0][0], pxb, pq, n); break;
+            case 2: ops->matmul(be, &w[0][4], pxb, phb, n); break;
+            case 3: ops->matmul(be, &w[0][6], phb, pxb, n); break;
+            case 4: ops->rope(be, pq, n, heads, hd, 0, dinv, TFM_ROPE_HALF); break;
+            case 5: ops->kv_store(be, kc, TFM_DTYPE_F16, 0, pk, n, DIM); break;
+            case 6: ops->attention(be, pq, kc, vc, TFM_DTYPE_F16, patt, n, 0, heads, heads, hd, 0.088f, 1); break;
+            case 7: ops->add(be, px, pxb, (size_t)n * DIM); break;
+            case 8: ops->swiglu(be, phb, phb2, phb2, (size_t)n * FF); break;
+            case 9:
+                ops->rope(be, pq, n, heads, hd, 0, dinv, TFM_ROPE_HALF);
+                ops->rope(be, pk, n, heads, hd, 0, dinv, TFM_ROPE_HALF);
+                ops->kv_store(be, kc, TFM_DTYPE_F16, 0, pk, n, DIM);
+                ops->kv_store(be, vc, TFM_DTYPE_F16, 0, pv, n, DIM);
+                break;
+            default:
+                ops->matmul(be, &w[0][3], patt, pxb, n);
+                ops->add(be, px, pxb, (size_t)n * DIM);
+                break;
+            }
+            ops->sync(be);
+        }
+        double dt = (now() - t0) / 5;
+        layer_total += per_layer[op] * dt;
+        printf("prefill %d, %-28s %8.3f ms\n", n, names[op], dt * 1e3);
+    }
+    printf("prefill %d: the fused path's ops of one layer add up to %.3f ms (x %d layers = %.1f ms)\n", n,
+           layer_total * 1e3, layers, layer_total * 1e3 * layers);
     if (ops->sync(be)) fprintf(stderr, "error: %s\n", last_error);
     ops->destroy(be);
     return 0;

@@ -10,12 +10,12 @@
  * For each model: a 100-token prompt (evaluated in chunks of 64, so both the batched and the chunked
  * paths run), then 32 greedy tokens one at a time (the recorded decode step), both backends fed the
  * cpu's greedy choice. The logits of every step must agree with the cpu backend's within the model
- * type's tolerance (relative L2 error: bf16 1e-2, f16 and f32 3e-3; the device stores the matrices
- * in f16 by default). f32 models run a second time with f32 weights and an f32 KV cache on the
- * device (TFM_CUDA_WEIGHT_DTYPE=f32): there the tolerance is 1e-4 and the greedy token must be the
- * cpu's at all 33 steps. In the 16-bit runs the number of equal greedy choices is reported: with
- * rounding at 1e-3, a near-tie between the two best logits can flip. Exits 77 when the cuda backend
- * cannot run here. */
+ * type's tolerance (relative L2 error): bf16 models 1e-2, f16 models 3e-3. f32 models must give the
+ * cpu's greedy token at all 33 steps, both as the device stores them by default (f16: the weights
+ * and, in batches, the activations are rounded to f16, so the logits may differ by up to 5e-3) and
+ * with f32 weights and an f32 KV cache (TFM_CUDA_WEIGHT_DTYPE=f32, tolerance 1e-4). For f16 and bf16
+ * models the number of equal greedy choices is reported only: with rounding at 1e-3 a near-tie
+ * between the two best logits can flip. Exits 77 when the cuda backend cannot run here. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -192,9 +192,10 @@ int main(int argc, char **argv) {
         info.struct_size = sizeof info;
         tfm_model_get_info(m, &info);
         tfm_model_free(m);
-        double tol = info.weight_dtype == TFM_DTYPE_BF16 ? 1e-2 : 3e-3;
+        int is_f32 = info.weight_dtype == TFM_DTYPE_F32;
+        double tol = info.weight_dtype == TFM_DTYPE_BF16 ? 1e-2 : is_f32 ? 5e-3 : 3e-3;
         unsetenv("TFM_CUDA_WEIGHT_DTYPE");
-        compare(paths[i], "default weights, f16 kv", TFM_DTYPE_F16, tol, 0);
+        compare(paths[i], "default weights, f16 kv", TFM_DTYPE_F16, tol, is_f32);
         if (info.weight_dtype == TFM_DTYPE_F32) {
             setenv("TFM_CUDA_WEIGHT_DTYPE", "f32", 1);
             compare(paths[i], "f32 weights, f32 kv", TFM_DTYPE_F32, 1e-4, 1);
