@@ -43,6 +43,7 @@ static tfm_status put_out(tok_decoder *d, const char *s, size_t n)
 
 static tfm_status put_pending(tok_decoder *d, const char *s, size_t n)
 {
+    if (n == 0) return TFM_OK; /* (pending may still be NULL) */
     if (grow(&d->pending, &d->cap_pending, d->n_pending + n))
         return tfm_error(TFM_E_OOM, "decode: out of memory");
     memcpy(d->pending + d->n_pending, s, n);

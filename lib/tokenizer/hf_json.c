@@ -192,6 +192,10 @@ static tfm_status load_merges(tfm_tokenizer *t, const cJSON *merges, const char 
             return tfm_error(TFM_E_FORMAT, "%s: model.merges[%d] is neither \"a b\" nor [\"a\", \"b\"]", label, rank);
         }
         int32_t l = tok_map_find(&t->ids, a, la), r = tok_map_find(&t->ids, b, lb);
+        if (la == 0 || lb == 0) { /* an empty side merges nothing */
+            rank++;
+            continue;
+        }
         if (la + lb > cap) {
             cap = (la + lb) * 2;
             char *p = realloc(buf, cap);
@@ -274,7 +278,7 @@ static tfm_status build(const cJSON *root, const char *label, const char *config
 {
     const cJSON *model = get(root, "model");
     const char *mtype = get_str(model, "type");
-    if (!model) return tfm_error(TFM_E_FORMAT, "%s: tokenizer.json has no \"model\"", label);
+    if (!cJSON_IsObject(model)) return tfm_error(TFM_E_FORMAT, "%s: tokenizer.json has no \"model\" object", label);
     if (!mtype || strcmp(mtype, "BPE") != 0)
         return tfm_error(TFM_E_UNSUPPORTED, "%s: tokenizer.json model \"%s\" is not supported (BPE)", label,
                          mtype ? mtype : "?");
@@ -300,6 +304,11 @@ static tfm_status build(const cJSON *root, const char *label, const char *config
         if (id < 0 || !get_str(it, "content")) return tfm_error(TFM_E_FORMAT, "%s: an added_tokens entry lacks id/content", label);
         if (id + 1 > n) n = id + 1;
     }
+    /* Real vocabularies number their pieces densely; a few holes are tolerated, not a file of ten
+     * entries that claims ids in the millions (it would only make us allocate for them). */
+    int n_entries = cJSON_GetArraySize(vocab) + cJSON_GetArraySize(added);
+    if ((int64_t)n > 2 * (int64_t)n_entries + 1024)
+        return tfm_error(TFM_E_FORMAT, "%s: ids reach %d but only %d pieces are listed", label, (int)n - 1, n_entries);
     const char **text = calloc((size_t)(n ? n : 1), sizeof *text);
     uint8_t *type = calloc((size_t)(n ? n : 1), 1);
     if (!text || !type) {

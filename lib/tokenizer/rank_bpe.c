@@ -163,7 +163,8 @@ static tfm_status hf_spm_word(const tfm_tokenizer *t, const char *s, size_t len,
         } else if (t->byte_fallback) {
             for (size_t k = 0; k < m; k++) {
                 int32_t b = t->byte_id[(unsigned char)s[i + k]];
-                ids[n++] = b >= 0 ? b : t->unk;
+                if (b < 0) b = t->unk;
+                if (b >= 0) ids[n++] = b; /* HF drops what has neither a byte piece nor an unk */
             }
             prev_unk = 0;
         } else if (t->unk >= 0 && !(prev_unk && t->hf_fuse_unk)) { /* fuse_unk: a run is one unk */

@@ -74,6 +74,7 @@ static tfm_status push_bytes(const tfm_tokenizer *t, const char *p, size_t n, to
     for (size_t k = 0; k < n; k++) {
         int32_t id = t->byte_id[(unsigned char)p[k]];
         if (id < 0) id = t->unk;
+        if (id < 0) continue; /* no byte piece and no unknown piece: nothing to emit */
         tfm_status st = tok_ids_push(out, id);
         if (st != TFM_OK) return st;
     }
@@ -101,7 +102,7 @@ static tfm_status emit(bpe_state *st, uint32_t start, uint32_t len, tok_ids *out
         if (id < 0) id = t->unk;
         if (id >= 0 && t->type[id] == TOK_TYPE_UNKNOWN && t->byte_fallback)
             return push_bytes(t, p, len, out);
-        return tok_ids_push(out, id);
+        return id >= 0 ? tok_ids_push(out, id) : TFM_OK;
     }
     /* llama.cpp: a text that is no piece goes out as bytes. */
     if (id >= 0) return tok_ids_push(out, id);

@@ -82,9 +82,10 @@ tfm_status tok_spm_unigram_encode(const tfm_tokenizer *t, const char *s, size_t 
         if (id >= 0 && t->type[id] == TOK_TYPE_UNKNOWN && t->byte_fallback) {
             for (size_t b = start; b < end && st == TFM_OK; b++) {
                 int32_t bid = t->byte_id[(unsigned char)s[b]];
-                st = tok_ids_push(out, bid >= 0 ? bid : t->unk);
+                if (bid < 0) bid = t->unk;
+                if (bid >= 0) st = tok_ids_push(out, bid);
             }
-        } else {
+        } else if (id >= 0) {
             st = tok_ids_push(out, id);
         }
     }

@@ -57,7 +57,7 @@ tfm_status tok_set_piece(tfm_tokenizer *t, int32_t id, const char *piece, size_t
         t->text = p;
         t->text_cap = ncap;
     }
-    memcpy(t->text + used, piece, len);
+    if (len) memcpy(t->text + used, piece, len);
     t->text[used + len] = 0;
     t->offset[id] = (uint32_t)used;
     t->length[id] = (uint32_t)len;

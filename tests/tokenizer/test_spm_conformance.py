@@ -44,12 +44,21 @@ MODELS = {
 }
 
 
+# spm_train cannot switch escape_whitespaces off; protobuf merges a second occurrence of a message
+# field into the first, so appending NormalizerSpec{escape_whitespaces: false} (field 3, length 2,
+# field 5 = 0) to the file does it, for sentencepiece and for us alike.
+PATCHES = {"unigram-nodummy-noescape": b"\x1a\x02\x28\x00"}
+
+
 def train(work, name, opts, corpus):
     prefix = os.path.join(work, name)
     if not os.path.exists(prefix + ".model"):
         subprocess.run(["spm_train", f"--input={corpus}", f"--model_prefix={prefix}", "--num_threads=2",
                         "--minloglevel=2", "--max_sentence_length=20000", "--seed_sentencepiece_size=200000"] + opts,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if name in PATCHES:
+            with open(prefix + ".model", "ab") as f:
+                f.write(PATCHES[name])
     return prefix + ".model"
 
 
