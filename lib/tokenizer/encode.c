@@ -89,6 +89,7 @@ tfm_status tok_encode_fragment(const tfm_tokenizer *t, const char *s, size_t len
 tfm_status tfm_tokenize(const tfm_tokenizer *t, const char *text, size_t length, uint32_t flags,
                         int32_t *ids, size_t capacity, size_t *n_ids)
 {
+    tfm_error_clear();
     if (n_ids) *n_ids = 0;
     if (!t || !n_ids || (length > 0 && !text) || (capacity > 0 && !ids))
         return tfm_error(TFM_E_INVALID_ARGUMENT, "tfm_tokenize: NULL tokenizer, text, ids or n_ids");

@@ -130,8 +130,8 @@ static int32_t id_of_text(const tfm_tokenizer *t, const char *s)
     return s ? tok_map_find(&t->ids, s, strlen(s)) : -1;
 }
 
-/* bos/eos/add_* from the post-processor template, then the configs beside the file (later wins). */
-static void apply_configs(tfm_tokenizer *t, const cJSON *root, const char *dir)
+/* bos/eos/add_* from the post-processor template (root may be NULL). */
+static void apply_template(tfm_tokenizer *t, const cJSON *root)
 {
     const cJSON *pp = find_in_sequence(get(root, "post_processor"), "processors", "TemplateProcessing");
     const cJSON *single = get(pp, "single");
@@ -143,6 +143,12 @@ static void apply_configs(tfm_tokenizer *t, const cJSON *root, const char *dir)
         if (b && id_of_text(t, b) >= 0) t->bos = id_of_text(t, b), t->add_bos = 1;
         if (e && id_of_text(t, e) >= 0) t->eos = id_of_text(t, e), t->add_eos = 1;
     }
+}
+
+/* bos/eos/add_* from the configs in `dir` (later sources win: generation_config, config,
+ * tokenizer_config). */
+void tok_apply_hf_configs(tfm_tokenizer *t, const char *dir)
+{
     cJSON *gen = read_json(dir, "generation_config.json");
     cJSON *cfg = read_json(dir, "config.json");
     cJSON *tcfg = read_json(dir, "tokenizer_config.json");
@@ -365,7 +371,8 @@ static tfm_status build(const cJSON *root, const char *label, const char *config
     t->bos = id_of_text(t, bytelevel ? "<|begin_of_text|>" : "<s>");
     t->eos = id_of_text(t, bytelevel ? "<|end_of_text|>" : "</s>");
     t->add_bos = t->add_eos = 0;
-    apply_configs(t, root, config_dir);
+    apply_template(t, root);
+    tok_apply_hf_configs(t, config_dir);
     *out = t;
     return TFM_OK;
 fail:

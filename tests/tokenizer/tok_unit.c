@@ -277,6 +277,22 @@ static void test_spm_semantics(void)
     }
     free(u.p);
 
+    /* In a HF directory, tokenizer_config.json's add_bos_token applies to a tokenizer.model too. */
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s/spmdir", dir);
+    mkdir(sub, 0755);
+    write_file("spmdir/tokenizer.model", m.p, m.n);
+    write_file("spmdir/tokenizer_config.json", "{\"add_bos_token\": true}", 23);
+    t = NULL;
+    st = tfm_tokenizer_load(sub, &t);
+    CHECK(st == TFM_OK && t, "directory with tokenizer.model: %s", tfm_status_string(st));
+    if (t) {
+        n = encode(t, "ab", TFM_TOKENIZE_MODEL_DEFAULTS, ids, 64);
+        int32_t eb[] = {1, id_of("\xE2\x96\x81" "ab")};
+        CHECK(same_ids(ids, n, eb, 2), "add_bos_token from tokenizer_config.json (%zu ids)", n);
+        tfm_tokenizer_free(t);
+    }
+
     /* Hostile: every truncation, and byte flips, of the valid model. */
     int loaded = 0;
     for (size_t cut = 0; cut < m.n; cut += (cut < 64 ? 1 : 5)) {
