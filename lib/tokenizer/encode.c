@@ -41,10 +41,8 @@ static tfm_status escape_spaces(const char *s, size_t len, int prefix, char **ou
 
 tfm_status tok_hf_spm_encode(const tfm_tokenizer *t, const char *s, size_t len, tok_ids *out);
 
-tfm_status tok_encode_fragment(const tfm_tokenizer *t, const char *s, size_t len, int at_start,
-                               int after_special, tok_ids *out)
+tfm_status tok_encode_fragment(const tfm_tokenizer *t, const char *s, size_t len, int at_start, tok_ids *out)
 {
-    (void)after_special;
     if (len == 0) return TFM_OK;
     char *norm = NULL;
     size_t norm_len = 0;
@@ -102,23 +100,23 @@ tfm_status tfm_tokenize(const tfm_tokenizer *t, const char *text, size_t length,
     if (add_bos && t->bos >= 0) st = tok_ids_push(&out, t->bos);
 
     size_t frag = 0;
-    int after_special = 0;
-    if (t->has_specials && st == TFM_OK) {
+    if (t->has_specials && (parse_special || t->has_always_specials) && st == TFM_OK) {
         for (size_t i = 0; i < length && st == TFM_OK;) {
+            unsigned char b = (unsigned char)text[i];
             int32_t id = -1;
-            size_t m = tok_trie_longest(&t->special_trie, text + i, length - i, &id);
+            size_t m = (t->special_first[b >> 3] >> (b & 7)) & 1
+                           ? tok_trie_longest(&t->special_trie, text + i, length - i, &id) : 0;
             if (m == 0 || !(parse_special || t->special_always[id])) {
                 i++;
                 continue;
             }
-            st = tok_encode_fragment(t, text + frag, i - frag, frag == 0, after_special, &out);
+            st = tok_encode_fragment(t, text + frag, i - frag, frag == 0, &out);
             if (st == TFM_OK) st = tok_ids_push(&out, id);
             i += m;
             frag = i;
-            after_special = 1;
         }
     }
-    if (st == TFM_OK) st = tok_encode_fragment(t, text + frag, length - frag, frag == 0, after_special, &out);
+    if (st == TFM_OK) st = tok_encode_fragment(t, text + frag, length - frag, frag == 0, &out);
     if (st == TFM_OK && add_eos && t->eos >= 0) st = tok_ids_push(&out, t->eos);
     if (st != TFM_OK) {
         free(out.v);

@@ -79,7 +79,9 @@ struct tfm_tokenizer {
     /* Special / added tokens matched in the input before the model runs. */
     tok_trie special_trie;       /* value = id */
     uint8_t *special_always;     /* per id: 1 = matched even without PARSE_SPECIAL */
-    int has_specials;
+    int has_specials;            /* any special string at all */
+    int has_always_specials;     /* any matched without PARSE_SPECIAL */
+    uint8_t special_first[32];   /* bit set: a special string starts with this byte */
 
     /* Byte-level BPE */
     tok_pairmap merges;          /* (left id, right id) -> (rank, merged id) */
@@ -125,9 +127,8 @@ tfm_status tok_spm_unigram_encode(const tfm_tokenizer *t, const char *s, size_t 
 tfm_status tok_bytelevel_encode(const tfm_tokenizer *t, const char *s, size_t len, tok_ids *out);
 
 /* Encodes one fragment of plain text (no special tokens) with the tokenizer's model.
- * `first` says whether it starts the input or follows a special token (dummy prefix rules). */
-tfm_status tok_encode_fragment(const tfm_tokenizer *t, const char *s, size_t len, int at_start,
-                               int after_special, tok_ids *out);
+ * `at_start` says whether it begins the input (HF Metaspace prepend_scheme "first"). */
+tfm_status tok_encode_fragment(const tfm_tokenizer *t, const char *s, size_t len, int at_start, tok_ids *out);
 
 /* ---- byte-level helpers ---- */
 /* The UTF-8 text (2 or 3 bytes... at most 4) GPT-2's byte-to-unicode map gives byte b; returns length. */
@@ -135,8 +136,8 @@ int tok_bytelevel_char(unsigned b, char out[4]);
 /* Compiles the Split pre-tokenizer regex (PCRE2, UTF + UCP, JIT when available). */
 tfm_status tok_pretok_compile(tfm_tokenizer *t, const char *pattern, size_t len, const char *label);
 void tok_pretok_free(tfm_tokenizer *t);
-/* Splits `s` into pre-tokens (Isolated behaviour) and calls fn on each. Invalid UTF-8 bytes are
- * pre-tokens of their own. */
+/* Splits `s` into pre-tokens (Isolated behaviour) and calls fn on each. A run of malformed UTF-8
+ * bytes is a pre-token of its own. */
 tfm_status tok_pretok_split(const tfm_tokenizer *t, const char *s, size_t len,
                             tfm_status (*fn)(const tfm_tokenizer *, const char *, size_t, tok_ids *),
                             tok_ids *out);

@@ -86,7 +86,9 @@ tfm_status tok_add_special(tfm_tokenizer *t, int32_t id, int always)
     if (id < 0 || id >= t->n_vocab || t->length[id] == 0) return TFM_OK; /* nothing to match */
     tfm_status st = tok_trie_insert(&t->special_trie, tok_piece_ptr(t, id), t->length[id], id);
     if (st != TFM_OK) return tfm_error(st, "tokenizer: out of memory");
-    if (always) t->special_always[id] = 1;
+    if (always) t->special_always[id] = 1, t->has_always_specials = 1;
+    unsigned char b = (unsigned char)tok_piece_ptr(t, id)[0];
+    t->special_first[b >> 3] |= (uint8_t)(1u << (b & 7));
     t->has_specials = 1;
     return TFM_OK;
 }
