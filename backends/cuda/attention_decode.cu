@@ -12,7 +12,7 @@
 
 #define LOG2E 1.4426950408889634f
 #define DECODE_WARPS 4
-#define DECODE_UNROLL 4
+#define DECODE_UNROLL 8
 
 template <typename T, int EPL> struct __align__(EPL * sizeof(T)) kv_vec {
     T v[EPL];

@@ -7,7 +7,7 @@
  * bf16 because batched GEMMs round their f32 activations to the weight type, and f16 keeps 3 more
  * bits. TFM_CUDA_WEIGHT_DTYPE=f16|bf16|f32 forces one type for every matrix. Activations are f32.
  * Environment knobs (for measurements): TFM_CUDA_PDL=0, TFM_CUDA_GRAPHS=0, TFM_CUDA_FUSE=0,
- * TFM_CUDA_PREFETCH=<bytes>, TFM_CUDA_MATVEC=<variant>, TFM_CUDA_ATTN_SPLITS=<n>.
+ * TFM_CUDA_PREFETCH=<bytes>, TFM_CUDA_MATVEC=<variant>, TFM_CUDA_MVX=<0|1>, TFM_CUDA_ATTN_SPLITS=<n>.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -201,6 +201,7 @@ static tfm_status cuda_init(const tfm_backend_init_params *params, const tfm_bac
     be->fuse = env_int("TFM_CUDA_FUSE", 1) != 0;
     be->matvec_variant = env_int("TFM_CUDA_MATVEC", 0);
     be->attn_splits = env_int("TFM_CUDA_ATTN_SPLITS", 0);
+    be->mvx_variant = env_int("TFM_CUDA_MVX", 0);
     be->weight_dtype_f32 = TFM_DTYPE_F16;
     {
         const char *wd = getenv("TFM_CUDA_WEIGHT_DTYPE");

@@ -95,6 +95,7 @@ struct tfm_backend {
     int use_graphs;         /* decode-step graphs (TFM_CUDA_GRAPHS=0 turns them off) */
     int prefetch_bytes;     /* L2 prefetch per warp in the decode matvec (TFM_CUDA_PREFETCH) */
     int matvec_variant;     /* TFM_CUDA_MATVEC: rows per warp / unroll choice */
+    int mvx_variant;        /* TFM_CUDA_MVX: 0 input through L1 (default), 1 input staged in shared memory */
     int attn_splits;        /* TFM_CUDA_ATTN_SPLITS: split-K blocks per head for one query (0: chosen) */
     tfm_dtype weight_dtype_f32;  /* what f32 matrices become on the device (TFM_CUDA_WEIGHT_DTYPE) */
 

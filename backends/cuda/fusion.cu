@@ -94,7 +94,7 @@ static int owed_find(tfm_backend *be, const float *out, size_t count) {
 
 /* ---------------------------------------------------------------- held-back matvecs and RoPE/KV */
 
-static tfm_status group_launch(tfm_backend *be, float *res) {
+static tfm_status group_launch_glu(tfm_backend *be, float *res, float *glu_out) {
     tfm_cuda_mv_group g = be->group;
     be->group.k = 0;
     tfm_cuda_mvx_args a;
@@ -109,6 +109,8 @@ static tfm_status group_launch(tfm_backend *be, float *res) {
     a.nseg = g.k;
     a.cols = (int)g.w[0].cols;
     a.res = res;
+    a.pair = glu_out != NULL;
+    a.glu_out = glu_out;
     int mode = TFM_CUDA_MVX_PLAIN;
     if (g.src.kind == TFM_CUDA_OWED_NORM) {
         mode = TFM_CUDA_MVX_NORM;
@@ -124,6 +126,8 @@ static tfm_status group_launch(tfm_backend *be, float *res) {
     }
     return tfm_cuda_mvx_launch(be, &a, g.w[0].dtype, mode);
 }
+
+static tfm_status group_launch(tfm_backend *be, float *res) { return group_launch_glu(be, res, NULL); }
 
 static tfm_status prelude_flush(tfm_backend *be) {
     tfm_cuda_prelude p = be->prelude;
@@ -190,7 +194,8 @@ tfm_status tfm_cuda_plan_matmul(tfm_backend *be, const tfm_weight *w, const floa
         tfm_cuda_owed src;
         memset(&src, 0, sizeof src);
         int oi = owed_find(be, x, (size_t)w->cols);
-        if (oi >= 0) src = be->owed[oi];
+        /* the direct kernel takes no SwiGLU input: such an x is written first (below) */
+        if (oi >= 0 && !(be->owed[oi].kind == TFM_CUDA_OWED_GLU && tfm_cuda_mvx_direct(be))) src = be->owed[oi];
         size_t ybytes = (size_t)w->rows * sizeof(float);
         int clash = src.kind && owed_reads_from(&src, y, ybytes);
         tfm_cuda_mv_group *g = &be->group;
@@ -294,11 +299,22 @@ tfm_status tfm_cuda_plan_rmsnorm(tfm_backend *be, const float *x, const tfm_weig
 }
 
 tfm_status tfm_cuda_plan_swiglu(tfm_backend *be, const float *gate, const float *up, float *out, size_t count) {
-    TRY(tfm_cuda_settle(be));
     size_t bytes = count * sizeof(float);
+    tfm_cuda_mv_group *g = &be->group;
+    if (tfm_cuda_mvx_direct(be) && g->k == 2 && g->y[0] == gate && g->y[1] == up && g->w[0].rows == g->w[1].rows &&
+        count == (size_t)g->w[0].rows && (out == gate || (!overlap(out, bytes, gate, bytes) &&
+                                                           !overlap(out, bytes, up, bytes) &&
+                                                           !overlap(out, bytes, g->x, (size_t)g->w[0].cols * 4) &&
+                                                           !(g->src.kind && owed_reads_from(&g->src, out, bytes))))) {
+        /* gate and up as pairs: the matvec's epilogue writes silu(gate)·up */
+        TRY(owed_write(be, out, bytes));
+        return group_launch_glu(be, NULL, out);
+    }
+    TRY(tfm_cuda_settle(be));
     TRY(owed_read(be, gate, bytes));
     TRY(owed_read(be, up, bytes));
-    if (be->fuse && count % 4 == 0 && bytes <= (size_t)be->mvx_smem_limit && aligned16(gate) && aligned16(up) &&
+    if (be->fuse && !tfm_cuda_mvx_direct(be) && count % 4 == 0 && bytes <= (size_t)be->mvx_smem_limit &&
+        aligned16(gate) && aligned16(up) &&
         aligned16(out) && !overlap(up, bytes, out, bytes) && (out == gate || !overlap(gate, bytes, out, bytes))) {
         TRY(owed_write(be, out, bytes));
         tfm_cuda_owed e;

@@ -28,10 +28,14 @@ typedef struct tfm_cuda_mvx_args {
     const float *g;      /* RMSNorm gain (f32) */
     float eps;
     float *res;          /* residual: res[r] += y[r] (one weight only), or NULL */
+    int pair;            /* 2 weights of equal rows (gate, up): each warp takes row i of both */
+    float *glu_out;      /* pair: glu_out[i] = silu(y0[i]) * y1[i] (may be y[0]: then y0 is not kept) */
 } tfm_cuda_mvx_args;
 
 tfm_status tfm_cuda_mvx_setup(tfm_backend *be);
 tfm_status tfm_cuda_mvx_launch(tfm_backend *be, const tfm_cuda_mvx_args *a, tfm_dtype wtype, int mode);
+/* 1 when the selected matvec takes its input through L1 (no SwiGLU input mode; pairs instead). */
+int tfm_cuda_mvx_direct(const tfm_backend *be);
 int tfm_cuda_mvx_rows_per_block(void);
 int tfm_cuda_mvx_row_multiple(void);
 

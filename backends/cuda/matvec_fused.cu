@@ -7,6 +7,12 @@
  * Each warp owns 2 rows and streams them with 16-byte loads, 4 per row in flight; the first loads are
  * issued before waiting for the previous kernel (weights never change), so the gap between kernels
  * is spent reading weights.
+ *
+ * Two kernels: mvl_kernel (the default) reads x through L1 and needs no block-wide step: RMSNorm is
+ * folded in as g inside the dot product and 1/rms applied at the end (each warp sums x² over the
+ * vector it reads anyway), and gate/up can run as pairs whose epilogue writes silu(gate)·up.
+ * mvx_kernel (TFM_CUDA_MVX=1) prepares the input in shared memory first and also takes a SwiGLU
+ * input.
  */
 #include "fusion.h"
 
@@ -184,6 +190,123 @@ __global__ void __launch_bounds__(MVX_WARPS * 32) mvx_kernel(tfm_cuda_mvx_args a
     }
 }
 
+template <typename W, int NORM>
+__global__ void __launch_bounds__(MVX_WARPS * 32) mvl_kernel(tfm_cuda_mvx_args a) {
+    constexpr int EPC = mvx_vec<W>::n, XV = EPC / 4;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int cols = a.cols, nchunk = cols / EPC;
+    const W *rw[2];
+    float *yo[2];
+    bool valid;
+    int i0 = 0; /* pair: the row index in both weights */
+    if (a.pair) {
+        i0 = blockIdx.x * MVX_WARPS + warp;
+        valid = i0 < a.seg_end[0];
+        const int i = valid ? i0 : 0;
+        rw[0] = static_cast<const W *>(a.w[0]) + (size_t)i * cols;
+        rw[1] = static_cast<const W *>(a.w[1]) + (size_t)i * cols;
+        yo[0] = a.y[0] + i;
+        yo[1] = a.y[1] + i;
+    } else {
+        const int row0 = (blockIdx.x * MVX_WARPS + warp) * MVX_R;
+        const int total = a.nseg == 1 ? a.seg_end[0] : a.nseg == 2 ? a.seg_end[1] : a.seg_end[2];
+        const int s = a.nseg > 1 && row0 >= a.seg_end[0] ? (a.nseg > 2 && row0 >= a.seg_end[1] ? 2 : 1) : 0;
+        valid = row0 < total;
+        const int local = valid ? row0 - (s == 0 ? 0 : s == 1 ? a.seg_end[0] : a.seg_end[1]) : 0;
+        const W *wbase = static_cast<const W *>(s == 0 ? a.w[0] : s == 1 ? a.w[1] : a.w[2]);
+        float *ybase = s == 0 ? a.y[0] : s == 1 ? a.y[1] : a.y[2];
+        rw[0] = wbase + (size_t)local * cols;
+        rw[1] = rw[0] + cols;
+        yo[0] = ybase + local;
+        yo[1] = yo[0] + 1;
+        i0 = local;
+    }
+    const uint4 *wr[2] = {reinterpret_cast<const uint4 *>(rw[0]), reinterpret_cast<const uint4 *>(rw[1])};
+
+    /* weights first: they do not depend on the previous kernel */
+    uint4 pre[MVX_U][2];
+#pragma unroll
+    for (int u = 0; u < MVX_U; u++)
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+            if (valid && lane + 32 * u < nchunk) pre[u][r] = mvx_load(wr[r] + lane + 32 * u);
+
+    pdl_wait();
+    pdl_launch_dependents();
+    if (!valid) return;
+
+    const float4 *x4 = reinterpret_cast<const float4 *>(a.x), *g4 = reinterpret_cast<const float4 *>(a.g);
+    float acc[2] = {0.0f, 0.0f}, ss = 0.0f;
+    /* the input chunk for chunk index c (times g under RMSNorm, whose x² goes to ss) */
+    auto xat = [&](int c, float4 &lo, float4 &hi) {
+        lo = __ldg(x4 + (size_t)c * XV);
+        hi = XV == 2 ? __ldg(x4 + (size_t)c * XV + 1) : lo;
+        if (NORM) {
+            ss += lo.x * lo.x + lo.y * lo.y + lo.z * lo.z + lo.w * lo.w;
+            float4 ga = __ldg(g4 + (size_t)c * XV);
+            lo = make_float4(lo.x * ga.x, lo.y * ga.y, lo.z * ga.z, lo.w * ga.w);
+            if (XV == 2) {
+                ss += hi.x * hi.x + hi.y * hi.y + hi.z * hi.z + hi.w * hi.w;
+                float4 gb = __ldg(g4 + (size_t)c * XV + 1);
+                hi = make_float4(hi.x * gb.x, hi.y * gb.y, hi.z * gb.z, hi.w * gb.w);
+            }
+        }
+    };
+#pragma unroll
+    for (int u = 0; u < MVX_U; u++) {
+        int c = lane + 32 * u;
+        if (c < nchunk) {
+            float4 lo, hi;
+            xat(c, lo, hi);
+            acc[0] += mvx_vec<W>::dot(pre[u][0], lo, hi);
+            acc[1] += mvx_vec<W>::dot(pre[u][1], lo, hi);
+        }
+    }
+    int c = lane + 32 * MVX_U;
+    for (; c + 32 * (MVX_U - 1) < nchunk; c += 32 * MVX_U) {
+        uint4 wv[MVX_U][2];
+#pragma unroll
+        for (int u = 0; u < MVX_U; u++) {
+            wv[u][0] = mvx_load(wr[0] + c + 32 * u);
+            wv[u][1] = mvx_load(wr[1] + c + 32 * u);
+        }
+#pragma unroll
+        for (int u = 0; u < MVX_U; u++) {
+            float4 lo, hi;
+            xat(c + 32 * u, lo, hi);
+            acc[0] += mvx_vec<W>::dot(wv[u][0], lo, hi);
+            acc[1] += mvx_vec<W>::dot(wv[u][1], lo, hi);
+        }
+    }
+    for (; c < nchunk; c += 32) {
+        float4 lo, hi;
+        xat(c, lo, hi);
+        acc[0] += mvx_vec<W>::dot(mvx_load(wr[0] + c), lo, hi);
+        acc[1] += mvx_vec<W>::dot(mvx_load(wr[1] + c), lo, hi);
+    }
+    float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
+    if (NORM) {
+        const float inv = rsqrtf(warp_sum(ss) / (float)cols + a.eps);
+        v0 *= inv;
+        v1 *= inv;
+    }
+    if (lane == 0) {
+        if (a.pair) {
+            const float h = v0 / (1.0f + expf(-v0)) * v1; /* as the swiglu op computes it */
+            yo[1][0] = v1;
+            if (a.glu_out != a.y[0]) yo[0][0] = v0;
+            if (a.glu_out) a.glu_out[i0] = h;
+        } else {
+            yo[0][0] = v0;
+            yo[1][0] = v1;
+            if (a.res) {
+                a.res[i0] += v0;
+                a.res[i0 + 1] += v1;
+            }
+        }
+    }
+}
+
 template <typename W, int MODE> static cudaError_t mvx_setup_one(int smem) {
     return cudaFuncSetAttribute(mvx_kernel<W, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
 }
@@ -207,9 +330,18 @@ tfm_status tfm_cuda_mvx_setup(tfm_backend *be) {
 int tfm_cuda_mvx_rows_per_block(void) { return MVX_ROWS; }
 int tfm_cuda_mvx_row_multiple(void) { return MVX_R; }
 
+int tfm_cuda_mvx_direct(const tfm_backend *be) { return be->mvx_variant == 0; }
+
 template <typename W>
 static cudaError_t mvx_launch_typed(tfm_backend *be, const tfm_cuda_mvx_args *a, int mode) {
     int total = a->seg_end[a->nseg - 1];
+    if (tfm_cuda_mvx_direct(be) && mode != TFM_CUDA_MVX_GLU) {
+        dim3 block(MVX_WARPS * 32);
+        dim3 grid(a->pair ? (unsigned)((a->seg_end[0] + MVX_WARPS - 1) / MVX_WARPS)
+                          : (unsigned)((total + MVX_ROWS - 1) / MVX_ROWS));
+        if (mode == TFM_CUDA_MVX_NORM) return tfm_cuda_launch(be, mvl_kernel<W, 1>, grid, block, 0, *a);
+        return tfm_cuda_launch(be, mvl_kernel<W, 0>, grid, block, 0, *a);
+    }
     dim3 grid((unsigned)((total + MVX_ROWS - 1) / MVX_ROWS)), block(MVX_WARPS * 32);
     size_t smem = (size_t)a->cols * sizeof(float);
     switch (mode) {
