@@ -2,7 +2,7 @@
 #   make run    build libtfm and generate text with the bundled model
 #   make test   build and run every test suite
 BUILD ?= build
-PROMPT ?= And God said,
+PROMPT ?= And the LORD spake unto Moses, saying,
 MODEL ?= examples/models/kjv-llama.gguf
 TOKENS ?= 64
 
