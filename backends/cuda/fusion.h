@@ -2,10 +2,11 @@
  * fusion.h — the cuda backend's op planner (fusion.cu) and the fused kernels it launches.
  *
  * The vtable hands us one small op at a time. For single-token steps the planner holds some back
- * and launches them together: RMSNorm or SwiGLU become "owed" buffers (not written yet) that the
- * next matvec computes on the fly from their sources; matvecs sharing an input wait for each other
- * (q/k/v, gate/up) and take the residual add that follows; RoPE of q and k and the two KV-cache
- * writes become one kernel. An owed buffer is written (materialised) only if something else reads
+ * and launches them together: RMSNorm (and, with the staged matvec, SwiGLU) outputs become "owed"
+ * buffers (not written yet) that the next matvec computes on the fly from their sources; matvecs
+ * sharing an input wait for each other (q/k/v, gate/up) and take the residual add or, for gate/up,
+ * the SwiGLU that follows; RoPE of q and k and the two KV-cache writes become one kernel. Batches:
+ * a matmul waits for a residual add to fold in (cuBLAS beta = 1). An owed buffer is written (materialised) only if something else reads
  * it, or writes its sources, before it is fully overwritten; nothing is left pending across a sync,
  * a download or the end of a recorded step. TFM_CUDA_FUSE=0 turns the planner off.
  */
