@@ -289,6 +289,7 @@ TFM_API void tfm_model_free(tfm_model *m) {
     tfm_tokenizer_free(m->tokenizer);
     tfm_model_source_release(&m->src);
     tfm_unmap_file(&m->file);
+    pthread_mutex_destroy(&m->forward_lock);
     free(m);
 }
 
@@ -298,6 +299,12 @@ void tfm_model_source_release(tfm_model_source *src) {
     src->reader_state = NULL;
     tfm_tokenizer_free(src->tokenizer);
     src->tokenizer = NULL;
+}
+
+static tfm_model *new_model(void) {
+    tfm_model *m = calloc(1, sizeof *m);
+    if (m) pthread_mutex_init(&m->forward_lock, NULL);
+    return m;
 }
 
 static int has_gguf_magic(const void *data, size_t size) {
@@ -324,7 +331,7 @@ TFM_API tfm_status tfm_model_load(const char *path, const tfm_model_params *para
     if (st) return st;
     if ((st = report_progress(&p, 0.0f))) return st;
 
-    tfm_model *m = calloc(1, sizeof *m);
+    tfm_model *m = new_model();
     if (!m) return tfm_error(TFM_E_OOM, "out of memory");
     if (is_directory(path)) {
         st = tfm_hf_model_source(path, &m->src);
@@ -352,7 +359,7 @@ TFM_API tfm_status tfm_model_load_from_memory(const void *data, size_t size, con
     if (st) return st;
     if (!has_gguf_magic(data, size))
         return tfm_error(TFM_E_FORMAT, "memory buffer of %zu bytes: not a GGUF model (no 'GGUF' magic)", size);
-    tfm_model *m = calloc(1, sizeof *m);
+    tfm_model *m = new_model();
     if (!m) return tfm_error(TFM_E_OOM, "out of memory");
     st = tfm_gguf_model_source(data, size, "memory buffer", &m->src);
     if (st) {

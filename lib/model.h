@@ -8,6 +8,7 @@
 #ifndef TFM_LIB_MODEL_H
 #define TFM_LIB_MODEL_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "backend.h"
@@ -108,6 +109,9 @@ struct tfm_model {
     tfm_model_source src;       /* keeps the reader's state (and host tensors) alive */
     size_t memory_limit;
     size_t session_bytes;       /* session memory in use, summed over live sessions (atomic) */
+    /* One forward pass at a time per model: a backend instance (its streams, scratch and any
+     * recorded or pending work) is shared by every session of the model. */
+    pthread_mutex_t forward_lock;
 };
 
 #endif

@@ -18,7 +18,9 @@
  *
  * Threads: a tfm_model is immutable after load and may be shared by any number of threads; a
  * tfm_session, tfm_sampler or tfm_text_stream must be used by one thread at a time; a tfm_tokenizer
- * is immutable and shareable. Callbacks run on the thread that made the call that invokes them.
+ * is immutable and shareable. Sessions of one model may run on different threads; their forward passes
+ * take turns on the model's backend (one at a time per model), so results never depend on timing.
+ * Callbacks run on the thread that made the call that invokes them.
  */
 #ifndef TFM_TFM_H
 #define TFM_TFM_H

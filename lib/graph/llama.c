@@ -142,8 +142,8 @@ static tfm_status issue_forward(const tfm_model *m, tfm_run_state *rs, const int
     return TFM_OK;
 }
 
-tfm_status tfm_forward(const tfm_model *m, tfm_run_state *rs, const int32_t *ids, int n, int pos0,
-                       int all_logits, float *logits_out, tfm_abort_fn abort, void *abort_user_data) {
+static tfm_status forward_locked(const tfm_model *m, tfm_run_state *rs, const int32_t *ids, int n, int pos0,
+                                 int all_logits, float *logits_out, tfm_abort_fn abort, void *abort_user_data) {
     const tfm_backend_ops *ops = m->ops;
     if (n < 1 || n > rs->n_batch || pos0 < 0 || pos0 + n > rs->n_ctx)
         return tfm_error(TFM_E_INTERNAL, "forward: %d tokens at position %d do not fit (batch %d, ctx %d)", n,
@@ -166,4 +166,13 @@ tfm_status tfm_forward(const tfm_model *m, tfm_run_state *rs, const int32_t *ids
     if (captured && abort && abort(abort_user_data))
         return tfm_error(TFM_E_ABORTED, "evaluation aborted by the callback");
     return TFM_OK;
+}
+
+tfm_status tfm_forward(const tfm_model *m, tfm_run_state *rs, const int32_t *ids, int n, int pos0,
+                       int all_logits, float *logits_out, tfm_abort_fn abort, void *abort_user_data) {
+    pthread_mutex_t *lock = (pthread_mutex_t *)&m->forward_lock;
+    pthread_mutex_lock(lock);
+    tfm_status st = forward_locked(m, rs, ids, n, pos0, all_logits, logits_out, abort, abort_user_data);
+    pthread_mutex_unlock(lock);
+    return st;
 }
