@@ -275,6 +275,32 @@ static int cmp_tensor_offset(const void *a, const void *b)
 
 static int has_nul(gguf_str s) { return s.len && memchr(s.ptr, 0, (size_t)s.len) != NULL; }
 
+/* Keys and tensor names are UTF-8 (the GGUF specification's strings); they end up in messages and
+ * lookups, which promise UTF-8 text. 1 if s is well-formed (no overlong forms, no surrogates). */
+static int is_utf8(gguf_str s)
+{
+    const unsigned char *u = (const unsigned char *)s.ptr;
+    for (uint64_t i = 0; i < s.len;) {
+        unsigned c = u[i];
+        uint64_t len;
+        uint32_t cp;
+        if (c < 0x80) { i++; continue; }
+        if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+        else return 0;
+        if (len > s.len - i) return 0;
+        for (uint64_t k = 1; k < len; k++) {
+            if ((u[i + k] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (u[i + k] & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
 /* Printable form of a file string for messages: at most 64 bytes, non-printables as '?'. */
 typedef struct { char s[68]; } shown;
 static shown show(gguf_str str)
@@ -358,6 +384,9 @@ static tfm_status parse_kv(reader *r, gguf_kv *kv, uint64_t i)
                          " %s, expected a non-empty name without NUL bytes",
                          r->label, i, at, kv->key.len ? "contains a NUL byte" : "is empty");
     shown key = show(kv->key);
+    if (!is_utf8(kv->key))
+        return tfm_error(TFM_E_FORMAT, "%s: GGUF kv %" PRIu64 " key at offset %" PRIu64 " ('%s') is not valid UTF-8",
+                         r->label, i, at, key.s);
 
     uint64_t type_at = r->pos;
     uint32_t type;
@@ -431,6 +460,9 @@ static tfm_status parse_tensor_info(reader *r, gguf_tensor *t, uint64_t i)
                          " %s, expected a non-empty name without NUL bytes",
                          r->label, i, at, t->name.len ? "contains a NUL byte" : "is empty");
     shown name = show(t->name);
+    if (!is_utf8(t->name))
+        return tfm_error(TFM_E_FORMAT, "%s: GGUF tensor %" PRIu64 " name at offset %" PRIu64 " ('%s') is not valid UTF-8",
+                         r->label, i, at, name.s);
 
     uint64_t dims_at = r->pos;
     snprintf(what, sizeof(what), "tensor %" PRIu64 " ('%s') n_dims", i, name.s);

@@ -21,6 +21,7 @@
 
 #include "error.h"
 #include "formats/gguf.h"
+#include "formats/weight_checks.h"
 #include "model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -394,7 +395,7 @@ static tfm_status bind(binder *b, const char *name, int64_t rows, int64_t cols, 
     out->cols = cols;
     out->nbytes = t->nbytes;
     snprintf(out->name, sizeof(out->name), "%s", name);
-    return TFM_OK;
+    return tfm_check_finite(out, b->label); /* NaN/Inf weights: refused here, named (weight_checks.h) */
 }
 
 static tfm_status bind_tensors(binder *b, const tfm_hparams *hp, tfm_model_source *out, tfm_host_tensor *layers)
@@ -459,6 +460,7 @@ static tfm_status describe(const gguf_file *f, const char *label, gguf_model_sta
         size_t n = name.len < sizeof(out->name) - 1 ? (size_t)name.len : sizeof(out->name) - 1;
         memcpy(out->name, name.ptr, n);
         out->name[n] = 0; /* an embedded NUL simply ends the name early */
+        tfm_utf8_sanitize(out->name); /* tfm_model_info.name is UTF-8 text (also when cut at 127 bytes) */
     }
 
     if ((st = read_hparams(f, label, &out->hp))) return st;

@@ -283,6 +283,12 @@ tfm_status hf_config_parse(const char *json, size_t len, const char *label, hf_c
     hp->rms_eps = (float)eps;
     hp->rope_theta = (float)theta;
     hp->rope_pairing = TFM_ROPE_HALF;
+    /* A value that is not true/false (e.g. "yes") must not silently mean false. */
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
+    if (tie && !cJSON_IsBool(tie) && !cJSON_IsNull(tie)) {
+        cJSON_Delete(root);
+        return tfm_error(TFM_E_FORMAT, "%s: \"tie_word_embeddings\" must be true or false", label);
+    }
     out->tie_word_embeddings = get_bool(root, "tie_word_embeddings", 0);
     copy_str(out->torch_dtype, sizeof out->torch_dtype, get_str(root, "torch_dtype"));
     cJSON_Delete(root);

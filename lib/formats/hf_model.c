@@ -25,6 +25,7 @@
 #include "error.h"
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
+#include "formats/weight_checks.h"
 #include "model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/mapped_file.h"
@@ -300,6 +301,10 @@ static tfm_status bind(hf_state *s, const char *dir, const char *name, int64_t r
     out->cols = cols;
     out->nbytes = t->nbytes;
     snprintf(out->name, sizeof out->name, "%s", name);
+    char where[512];
+    snprintf(where, sizeof where, "%s/%s", dir, shard);
+    tfm_status st = tfm_check_finite(out, where); /* NaN/Inf weights: refused, named (weight_checks.h) */
+    if (st != TFM_OK) return st;
 
     size_t esize = safetensors_dtype_size(t->dtype_name);
     if (rows == 0 && t->dtype != TFM_DTYPE_F32) {
@@ -350,6 +355,15 @@ static void layer_shape(const tfm_hparams *hp, enum tfm_layer_role role, int64_t
 static tfm_status bind_all(hf_state *s, const char *dir, const hf_config *cfg, tfm_model_source *out) {
     const tfm_hparams *hp = &cfg->hp;
     tfm_status st;
+    /* Unknown tensors are ignored (older checkpoints carry rotary_emb.inv_freq buffers), but a bias
+     * would change every result: refuse it as the GGUF reader does. */
+    for (size_t i = 0; i < s->n_entries; i++) {
+        const char *name = s->entries[i].t->name;
+        size_t len = strlen(name);
+        if (len >= 5 && strcmp(name + len - 5, ".bias") == 0)
+            return tfm_error(TFM_E_UNSUPPORTED, "%s/%s: tensor '%s' is a bias, which the llama architecture libtfm "
+                             "implements does not have", dir, s->shards[s->entries[i].shard].name, name);
+    }
     if ((st = bind(s, dir, "model.embed_tokens.weight", hp->n_vocab, hp->n_embd, &out->tok_embd)) != TFM_OK ||
         (st = bind(s, dir, "model.norm.weight", 0, hp->n_embd, &out->output_norm)) != TFM_OK)
         return st;

@@ -286,8 +286,10 @@ gb_file gb_serialize(const gb_model *m)
                     memcpy(dst + 4 * k, &v, 4);
                 }
             } else {
+                /* odd bytes (the high byte of f16/bf16 values) keep the top exponent bits clear, so the
+                 * values are finite: the readers refuse weights holding NaN or infinity */
                 for (uint64_t k = 0; k < n; k++)
-                    dst[k] = (uint8_t)(k * 31 + (uint64_t)i);
+                    dst[k] = (uint8_t)((k * 31 + (uint64_t)i) & (k & 1 ? 0x3Fu : 0xFFu));
             }
             f.marks[f.n_marks < 2047 ? f.n_marks++ : 2047] = (size_t)(base + offsets[i]);
         }
