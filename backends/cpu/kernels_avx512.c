@@ -44,7 +44,7 @@ ALWAYS_INLINE __mmask16 tail_mask(int64_t left) {
  * and NT are, so results do not depend on how rows and activations are grouped. */
 #define DEFINE_ROWS_DOT(NAME, LD, LDM)                                                            \
     ALWAYS_INLINE void NAME(const char *w, size_t row_bytes, int64_t cols, const float *x,        \
-                            size_t ldx, int R, int NT, float *y, size_t ldy) {                    \
+                            size_t ldx, int R, int NT, float *y, size_t ys, size_t ldy) {         \
         __m512 acc[8][TFM_CPU_MATVEC_MAX_TOKENS];                                                 \
         for (int r = 0; r < R; r++)                                                               \
             for (int t = 0; t < NT; t++)                                                          \
@@ -73,24 +73,37 @@ ALWAYS_INLINE __mmask16 tail_mask(int64_t left) {
         }                                                                                         \
         for (int r = 0; r < R; r++)                                                               \
             for (int t = 0; t < NT; t++)                                                          \
-                y[(size_t)t * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[r][t]);                 \
+                y[(size_t)t * ldy + (size_t)r * ys] = _mm512_reduce_add_ps(acc[r][t]);            \
     }
 DEFINE_ROWS_DOT(rows_dot_f32, ld_f32, ldm_f32)
 DEFINE_ROWS_DOT(rows_dot_f16, ld_f16, ldm_f16)
 DEFINE_ROWS_DOT(rows_dot_bf16, ld_bf16, ldm_bf16)
 
-/* Rows per pass for each activation count: as many accumulators as the 32 registers allow. */
-#define ROWS_FOR(NT) ((NT) == 1 ? 8 : 4)
+/* Rows per pass: four, so that R x NT accumulators fit the 32 registers for NT up to 4. */
+#define ROWS 4
 
+/* One activation row (decode) streams the weights once: the rows [r0, r1) are cut into four
+ * contiguous parts read side by side, one row of each per pass, so that the hardware prefetchers
+ * see four long sequential streams (neighbouring short rows read side by side would be many short
+ * streams, which they follow badly). Several activation rows reuse each group of four neighbouring
+ * rows from L1 instead: there the arithmetic, not the memory, is the limit. */
 #define DEFINE_MATVEC_NT(NAME, ROWS_DOT, NT)                                                      \
     static void NAME(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,       \
                      const float *x, size_t ldx, float *y, size_t ldy) {                          \
+        const char *wb = w;                                                                       \
         int64_t r = r0;                                                                           \
-        for (; r + ROWS_FOR(NT) <= r1; r += ROWS_FOR(NT))                                         \
-            ROWS_DOT((const char *)w + (size_t)r * row_bytes, row_bytes, cols, x, ldx, ROWS_FOR(NT), NT, \
-                     y + r, ldy);                                                                 \
+        if (NT == 1) {                                                                            \
+            int64_t part = (r1 - r0) / ROWS;                                                      \
+            for (int64_t j = 0; j < part; j++)                                                    \
+                ROWS_DOT(wb + (size_t)(r0 + j) * row_bytes, (size_t)part * row_bytes, cols, x, ldx, ROWS, 1, \
+                         y + r0 + j, (size_t)part, ldy);                                          \
+            r = r0 + ROWS * part;                                                                 \
+        } else {                                                                                  \
+            for (; r + ROWS <= r1; r += ROWS)                                                     \
+                ROWS_DOT(wb + (size_t)r * row_bytes, row_bytes, cols, x, ldx, ROWS, NT, y + r, 1, ldy); \
+        }                                                                                         \
         for (; r < r1; r++)                                                                       \
-            ROWS_DOT((const char *)w + (size_t)r * row_bytes, row_bytes, cols, x, ldx, 1, NT, y + r, ldy); \
+            ROWS_DOT(wb + (size_t)r * row_bytes, row_bytes, cols, x, ldx, 1, NT, y + r, 1, ldy);  \
     }
 #define DEFINE_MATVEC(NAME, ROWS_DOT)                                                             \
     DEFINE_MATVEC_NT(NAME##_1, ROWS_DOT, 1)                                                       \
@@ -113,7 +126,7 @@ DEFINE_MATVEC(matvec_bf16, rows_dot_bf16)
 #define DEFINE_DOT(NAME, ROWS_DOT)                                     \
     static float NAME(const float *x, const void *v, int64_t n) {      \
         float out;                                                     \
-        ROWS_DOT(v, 0, n, x, 0, 1, 1, &out, 0);                        \
+        ROWS_DOT(v, 0, n, x, 0, 1, 1, &out, 1, 0);                     \
         return out;                                                    \
     }
 DEFINE_DOT(dot_f32, rows_dot_f32)

@@ -86,7 +86,7 @@ ALWAYS_INLINE __m512i q4_0_weights(const uint8_t *blk, int both) {
 
 #define DEFINE_SMALL_BLOCK_DOT(NAME, BYTES, WEIGHTS, OFFSET_SHIFT)                                      \
     ALWAYS_INLINE void NAME(const uint8_t *w, size_t row_bytes, int64_t cols, const char *xq,           \
-                            size_t xq_stride, int R, int NT, float *y, size_t ldy) {                    \
+                            size_t xq_stride, int R, int NT, float *y, size_t ys, size_t ldy) {                    \
         __m512 acc[4][TFM_CPU_MATVEC_MAX_TOKENS];                                                       \
         tfm_q8_row x[TFM_CPU_MATVEC_MAX_TOKENS];                                                        \
         for (int t = 0; t < NT; t++)                                                                    \
@@ -118,7 +118,7 @@ ALWAYS_INLINE __m512i q4_0_weights(const uint8_t *blk, int both) {
         }                                                                                               \
         for (int r = 0; r < R; r++)                                                                     \
             for (int t = 0; t < NT; t++)                                                                \
-                y[(size_t)t * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[r][t]);                       \
+                y[(size_t)t * ldy + (size_t)r * ys] = _mm512_reduce_add_ps(acc[r][t]);                       \
     }
 DEFINE_SMALL_BLOCK_DOT(rows_dot_q8_0, TFM_Q8_0_BYTES, q8_0_weights, 7)
 DEFINE_SMALL_BLOCK_DOT(rows_dot_q4_0, TFM_Q4_0_BYTES, q4_0_weights, 3)
@@ -176,7 +176,7 @@ ALWAYS_INLINE __m512i k_step_weights(const uint8_t *qs, __m512i qh2, int p, int 
 
 #define DEFINE_K4_DOT(NAME, BYTES, QS_OFFSET, HIGH_BIT)                                                  \
     ALWAYS_INLINE void NAME(const uint8_t *w, size_t row_bytes, int64_t cols, const char *xq,           \
-                            size_t xq_stride, int R, int NT, float *y, size_t ldy) {                    \
+                            size_t xq_stride, int R, int NT, float *y, size_t ys, size_t ldy) {                    \
         __m512 acc[4][TFM_CPU_MATVEC_MAX_TOKENS];                                                       \
         tfm_q8_row x[TFM_CPU_MATVEC_MAX_TOKENS];                                                        \
         for (int t = 0; t < NT; t++)                                                                    \
@@ -216,7 +216,7 @@ ALWAYS_INLINE __m512i k_step_weights(const uint8_t *qs, __m512i qh2, int p, int 
         }                                                                                               \
         for (int r = 0; r < R; r++)                                                                     \
             for (int t = 0; t < NT; t++)                                                                \
-                y[(size_t)t * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[r][t]);                       \
+                y[(size_t)t * ldy + (size_t)r * ys] = _mm512_reduce_add_ps(acc[r][t]);                       \
     }
 DEFINE_K4_DOT(rows_dot_q4_k, TFM_Q4_K_BYTES, 16, 0)
 DEFINE_K4_DOT(rows_dot_q5_k, TFM_Q5_K_BYTES, 48, 1)
@@ -232,7 +232,7 @@ ALWAYS_INLINE __m512i q6_step_weights(__m512i ql, __m512i qh2, int s) {
 }
 
 ALWAYS_INLINE void rows_dot_q6_k(const uint8_t *w, size_t row_bytes, int64_t cols, const char *xq, size_t xq_stride,
-                                 int R, int NT, float *y, size_t ldy) {
+                                 int R, int NT, float *y, size_t ys, size_t ldy) {
     __m512 acc[4][TFM_CPU_MATVEC_MAX_TOKENS];
     tfm_q8_row x[TFM_CPU_MATVEC_MAX_TOKENS];
     for (int t = 0; t < NT; t++)
@@ -278,23 +278,32 @@ ALWAYS_INLINE void rows_dot_q6_k(const uint8_t *w, size_t row_bytes, int64_t col
     }
     for (int r = 0; r < R; r++)
         for (int t = 0; t < NT; t++)
-            y[(size_t)t * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[r][t]);
+            y[(size_t)t * ldy + (size_t)r * ys] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
 /* ---- row grouping, as in the float kernels ---- */
 
 #define ROWS_FOR(NT) ((NT) == 1 ? 4 : 2)
 
+/* One activation row streams [r0, r1) as four contiguous parts read side by side (long sequential
+ * streams for the hardware prefetchers); several reuse neighbouring rows from L1. */
 #define DEFINE_MATVEC_Q_NT(NAME, ROWS_DOT, NT)                                                          \
     static void NAME(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,             \
                      const void *xq, size_t xq_stride, float *y, size_t ldy) {                          \
+        const uint8_t *wb = w;                                                                          \
         int64_t r = r0;                                                                                 \
-        for (; r + ROWS_FOR(NT) <= r1; r += ROWS_FOR(NT))                                               \
-            ROWS_DOT((const uint8_t *)w + (size_t)r * row_bytes, row_bytes, cols, xq, xq_stride,        \
-                     ROWS_FOR(NT), NT, y + r, ldy);                                                     \
+        if (NT == 1) {                                                                                  \
+            int64_t part = (r1 - r0) / 4;                                                               \
+            for (int64_t j = 0; j < part; j++)                                                          \
+                ROWS_DOT(wb + (size_t)(r0 + j) * row_bytes, (size_t)part * row_bytes, cols, xq, xq_stride, 4, 1, \
+                         y + r0 + j, (size_t)part, ldy);                                                \
+            r = r0 + 4 * part;                                                                          \
+        } else {                                                                                        \
+            for (; r + ROWS_FOR(NT) <= r1; r += ROWS_FOR(NT))                                           \
+                ROWS_DOT(wb + (size_t)r * row_bytes, row_bytes, cols, xq, xq_stride, ROWS_FOR(NT), NT, y + r, 1, ldy); \
+        }                                                                                               \
         for (; r < r1; r++)                                                                             \
-            ROWS_DOT((const uint8_t *)w + (size_t)r * row_bytes, row_bytes, cols, xq, xq_stride, 1, NT,  \
-                     y + r, ldy);                                                                       \
+            ROWS_DOT(wb + (size_t)r * row_bytes, row_bytes, cols, xq, xq_stride, 1, NT, y + r, 1, ldy);  \
     }
 #define DEFINE_MATVEC_Q(NAME, ROWS_DOT)                                                                 \
     DEFINE_MATVEC_Q_NT(NAME##_1, ROWS_DOT, 1)                                                           \

@@ -37,8 +37,10 @@ static void matvec_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
     const tfm_weight *w = j->w;
     tfm_matvec_fn fn = j->be->k->matvec[w->dtype];
     int64_t r_end = end * MATVEC_CHUNK_ROWS < w->rows ? end * MATVEC_CHUNK_ROWS : w->rows;
-    for (int64_t r0 = begin * MATVEC_CHUNK_ROWS; r0 < r_end; r0 += MATVEC_BLOCK_ROWS) {
-        int64_t r1 = r0 + MATVEC_BLOCK_ROWS < r_end ? r0 + MATVEC_BLOCK_ROWS : r_end;
+    /* One group of activations: the kernel gets the whole range and streams it. */
+    int64_t block = j->n <= TFM_CPU_MATVEC_MAX_TOKENS ? r_end : MATVEC_BLOCK_ROWS;
+    for (int64_t r0 = begin * MATVEC_CHUNK_ROWS; r0 < r_end; r0 += block) {
+        int64_t r1 = r0 + block < r_end ? r0 + block : r_end;
         for (int t0 = 0; t0 < j->n; t0 += TFM_CPU_MATVEC_MAX_TOKENS) {
             int nt = j->n - t0 < TFM_CPU_MATVEC_MAX_TOKENS ? j->n - t0 : TFM_CPU_MATVEC_MAX_TOKENS;
             if (j->xq) {
