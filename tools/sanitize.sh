@@ -54,9 +54,12 @@ tests_of() { # DIR python|native
     meson introspect "$1" --tests | /usr/bin/python3 -c '
 import json, os, sys
 want_python = sys.argv[1] == "python"
-skip = {"fuzz-libfuzzer", "tok-fuzz"}   # these build their own clang trees (tools/fuzz.sh)
+# fuzz-libfuzzer and tok-fuzz build their own clang trees (tools/fuzz.sh); valgrind cannot run
+# sanitized programs
+skip = {"fuzz-libfuzzer", "tok-fuzz", "valgrind"}
 for t in json.load(sys.stdin):
-    if t["name"] in skip:
+    # *-reported tests fail until bugs reported to their owners are fixed (docs/reliability.md)
+    if t["name"] in skip or t["name"].endswith("-reported"):
         continue
     is_python = "python" in os.path.basename(t["cmd"][0])
     if is_python == want_python:
@@ -71,7 +74,7 @@ asan=$root/asan
 setup "$asan" address,undefined
 ninja -C "$asan" -j"$jobs" >"$asan.build.log" 2>&1 || { tail -n 40 "$asan.build.log"; exit 1; }
 if [ $quick = 1 ]; then
-    native=$(tests_of "$asan" native | grep -E '^(format|malformed|limits|fuzz-replay-|concurrency|abi|exports|ops|tok-unit|hf-parsers|session-semantics)' || true)
+    native=$(tests_of "$asan" native | grep -E '^(format|malformed|limits|weight-checks|fuzz-replay-|concurrency|abi|exports|ops|tok-unit|hf-parsers|session-semantics)' || true)
 else
     native=$(tests_of "$asan" native)
 fi
@@ -83,7 +86,10 @@ if [ $quick = 0 ]; then
     python_tests=$(tests_of "$asan" python)
     preload="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
     # shellcheck disable=SC2086
-    [ -n "$python_tests" ] && LD_PRELOAD=$preload ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+    # no quarantine: the Python suite's leak tests measure RSS over 1000 cycles, and ASan's 256 MB
+    # quarantine of freed blocks would read as growth (C tests keep it, for use-after-free detection)
+    [ -n "$python_tests" ] && LD_PRELOAD=$preload \
+        ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=0:thread_local_quarantine_size_kb=0 \
         meson test -C "$asan" --print-errorlogs --num-processes "$jobs" --timeout-multiplier 4 $python_tests
     tally "$asan/meson-logs/testlog.json"
 fi

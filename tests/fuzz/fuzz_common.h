@@ -35,19 +35,33 @@ static inline void fuzz_expect_message(tfm_status st, const char *what)
     if (st == TFM_E_INTERNAL) fuzz_fail("%s reported an internal error: %s", what, tfm_last_error());
 }
 
-/* A private scratch folder for targets that must present their input as files. */
+static char fuzz_scratch[256];
+
+/* Removes the scratch folder and the files the targets write into it. */
+static inline void fuzz_scratch_remove(void)
+{
+    static const char *const names[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};
+    char path[512];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(path, sizeof path, "%s/%s", fuzz_scratch, names[i]);
+        unlink(path);
+    }
+    rmdir(fuzz_scratch);
+}
+
+/* A private scratch folder for targets that must present their input as files (removed at exit). */
 static inline const char *fuzz_scratch_dir(void)
 {
-    static char dir[256];
-    if (!dir[0]) {
+    if (!fuzz_scratch[0]) {
         const char *t = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/tfm-fuzz-XXXXXX", t && *t ? t : "/tmp");
-        if (!mkdtemp(dir)) {
+        snprintf(fuzz_scratch, sizeof fuzz_scratch, "%s/tfm-fuzz-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(fuzz_scratch)) {
             perror("mkdtemp");
             exit(2);
         }
+        atexit(fuzz_scratch_remove);
     }
-    return dir;
+    return fuzz_scratch;
 }
 
 static inline void fuzz_write_file(const char *path, const void *data, size_t size)
