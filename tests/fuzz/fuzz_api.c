@@ -372,6 +372,10 @@ static void op_sample(reader *r)
     if (st) fuzz_fail("sampling failed: %s", tfm_last_error());
     if (id < 0 || id >= n) fuzz_fail("sampled id %d of %d", id, n);
     if (logits == hostile && isnan(hostile[id])) fuzz_fail("sampled a NaN logit");
+    /* +Inf is the limit of an ever larger logit: softmax gives such tokens all the mass, greedy picks one */
+    int has_inf = 0;
+    for (int32_t i = 0; i < n; i++) has_inf |= logits[i] == INFINITY;
+    if (has_inf && logits[id] != INFINITY) fuzz_fail("logits hold +Inf but id %d with logit %g was sampled", id, logits[id]);
     if (a & 8) tfm_sampler_reset(smp, a);
 }
 
