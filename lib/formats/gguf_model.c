@@ -26,10 +26,12 @@
 #include "tokenizer/tokenizer.h"
 
 /*
- * The one switch for quantised GGUF weights. The block layouts are parsed and sized already; set this
- * to 1 once the backends' matmul/embed kernels for Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are in place.
+ * The one switch for quantised GGUF weights (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K). On: the cpu backend
+ * computes each of them in matmul (any batch size) and in the embedding lookup, so a tied LM head works
+ * too. A backend that lacks a type refuses it in weight_load, and the model load then fails with
+ * TFM_E_UNSUPPORTED naming the tensor, the type and the backend (lib/model.c).
  */
-#define GGUF_MODEL_ALLOW_QUANTISED 0
+#define GGUF_MODEL_ALLOW_QUANTISED 1
 
 static int dtype_enabled(tfm_dtype dtype)
 {
@@ -386,8 +388,8 @@ static tfm_status bind(binder *b, const char *name, int64_t rows, int64_t cols, 
         return tfm_error(TFM_E_UNSUPPORTED, "%s: GGUF tensor '%s' has type %s, which libtfm does not support",
                          b->label, name, gguf_type_name(t->ggml_type));
     if (!dtype_enabled(t->dtype))
-        return tfm_error(TFM_E_UNSUPPORTED, "%s: GGUF tensor '%s' has quantised type %s; libtfm reads f32, f16 and "
-                         "bf16 GGUF weights for now", b->label, name, gguf_type_name(t->ggml_type));
+        return tfm_error(TFM_E_UNSUPPORTED, "%s: GGUF tensor '%s' has type %s; libtfm reads f32, f16, bf16, q8_0, "
+                         "q4_0, q4_k, q5_k and q6_k GGUF weights", b->label, name, gguf_type_name(t->ggml_type));
 
     out->data = t->data;
     out->dtype = t->dtype;
