@@ -10,7 +10,8 @@
 
 Tensors are given in numpy order (shape[-1] contiguous); the file stores ne reversed, as ggml does.
 Their data comes from a callable invoked while writing, so a multi-gigabyte model is produced one tensor
-at a time. Data types: f32, f16, bf16 (round to nearest even), q8_0 and q4_0 (ggml's block layouts).
+at a time. Data types: f32, f16, bf16 (round to nearest even), q8_0 and q4_0 (ggml's block layouts), and
+q4_k, q5_k, q6_k (quantize.py, llama.cpp's reference quantisers).
 
 File layout (little-endian): "GGUF", u32 version, u64 n_tensors, u64 n_kv, the key/values, the tensor
 infos (name, u32 n_dims, u64 ne[n_dims], u32 ggml type, u64 offset), zero padding to the alignment,
@@ -34,7 +35,9 @@ _NUMPY_DTYPE = {GGUF.UINT8: "<u1", GGUF.INT8: "<i1", GGUF.UINT16: "<u2", GGUF.IN
                 GGUF.FLOAT64: "<f8"}
 
 # ggml tensor types: id, elements per block, bytes per block
-GGML_TYPES = {"f32": (0, 1, 4), "f16": (1, 1, 2), "q4_0": (2, 32, 18), "q8_0": (8, 32, 34), "bf16": (30, 1, 2)}
+GGML_TYPES = {"f32": (0, 1, 4), "f16": (1, 1, 2), "q4_0": (2, 32, 18), "q8_0": (8, 32, 34), "bf16": (30, 1, 2),
+              "q4_k": (12, 256, 144), "q5_k": (13, 256, 176), "q6_k": (14, 256, 210)}
+K_QUANTS = ("q4_k", "q5_k", "q6_k")  # encoded by quantize.py
 
 
 def _string(s):
@@ -144,6 +147,9 @@ def encode_tensor(x, dtype):
         return quantize_q8_0(x).tobytes()
     if dtype == "q4_0":
         return quantize_q4_0(x).tobytes()
+    if dtype in K_QUANTS:
+        import quantize  # tests/tools, beside this file
+        return quantize.quantize(x, dtype).tobytes()
     raise ValueError(f"unknown dtype {dtype}")
 
 
@@ -160,6 +166,9 @@ def stored_values(x, dtype):
         return dequantize_q8_0(quantize_q8_0(x), x.size).reshape(x.shape)
     if dtype == "q4_0":
         return dequantize_q4_0(quantize_q4_0(x), x.size).reshape(x.shape)
+    if dtype in K_QUANTS:
+        import quantize
+        return quantize.stored_values(x, dtype)
     raise ValueError(f"unknown dtype {dtype}")
 
 

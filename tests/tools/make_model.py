@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Writes GGUF Llama models with deterministic random weights, laid out as llama.cpp's converter would.
 
-    make_model.py OUT.gguf --shape tiny [--dtype f32|f16|bf16|q8_0|q4_0] [--spm tokenizer.model]
-                  [--vocab-size N] [--tied] [--seed S] [--hf-npz OUT.npz] [--rope-theta T]
-                  [--rope-llama3 FACTOR,LOW,HIGH,ORIG_CTX] [--ctx N] [--ffn N] [--name NAME]
+    make_model.py OUT.gguf --shape tiny [--dtype f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k|q4_k_m]
+                  [--spm tokenizer.model] [--vocab-size N] [--tied] [--seed S] [--hf-npz OUT.npz]
+                  [--rope-theta T] [--rope-llama3 FACTOR,LOW,HIGH,ORIG_CTX] [--ctx N] [--ffn N] [--name NAME]
+                  [--tensor-type REGEX=DTYPE ...] [--dequantize]
 
 Shapes (dim, layers, heads, kv heads, ffn, context, default vocabulary):
     tiny       64,  2,  4,  4,   172,  256,  the --spm vocabulary (or 259 byte tokens)
@@ -11,6 +12,7 @@ Shapes (dim, layers, heads, kv heads, ffn, context, default vocabulary):
     s110m      768, 12, 12, 12,  2048, 1024, 32000
     l1b        2048, 22, 32, 4,  5632, 2048, 32000
     l7b        4096, 32, 32, 32, 11008, 4096, 32000
+    tiny-k     256, 2,  4,  2,   512,  256,  the --spm vocabulary (every matrix whole 256-value K-quant blocks)
 
 Weights are generated in Hugging Face's layout (q_proj, k_proj, ... as LlamaForCausalLM holds them),
 each tensor from its own seeded generator (so any tensor can be regenerated alone), and written the way
@@ -18,6 +20,16 @@ llama.cpp's convert_hf_to_gguf.py writes a Llama: q_proj and k_proj rows permute
 adjacent pairs, matrices with ne = [in, out], norms always f32, output.weight omitted when tied.
 --hf-npz writes the same weights in HF layout (after rounding to the stored dtype) plus the config as
 JSON under "__config__", for a PyTorch reference written from HF's equations.
+
+Quantised types (tests/tools/quantize.py): q8_0, q4_0, q4_k, q5_k, q6_k quantise every matrix to that
+type; q4_k_m mixes them as llama-quantize's Q4_K_M does for a Llama: q6_k for output.weight (for
+token_embd when the head is tied), for attn_v and ffn_down of the layers where llama.cpp's
+use_more_bits(i, n) holds (i < n/8, i >= 7n/8, or (i - n/8) % 3 == 2), q4_k for the rest. A matrix
+whose rows are not whole blocks falls back as the converter does: q8_0 when its rows are whole 32-value
+blocks (llama.cpp would pick q5_0/q5_1 for the K types, which libtfm does not read), else f16.
+--tensor-type REGEX=DTYPE (repeatable, like llama-quantize's --tensor-type) overrides the dtype of the
+matrices whose GGUF name matches. --dequantize writes every matrix as f32 holding the values its
+dtype decodes to: the same model, computed without quantised arithmetic.
 
 Scales: matrices have std ~ 1/sqrt(fan_in) (queries and keys 1.5x, so attention is not uniform), the
 LM head has std 4/sqrt(dim), giving logits with std ~4: greedy choices are far from ties, yet the
@@ -32,6 +44,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import zipfile
 import zlib
@@ -48,9 +61,42 @@ SHAPES = {
     "s110m":    (768,  12, 12, 12,  2048, 1024, 32000),
     "l1b":      (2048, 22, 32, 4,   5632, 2048, 32000),
     "l7b":      (4096, 32, 32, 32,  11008, 4096, 32000),
+    "tiny-k":   (256,  2,  4,  2,   512,  256,  None),
 }
 
-FILE_TYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 7, "bf16": 32}  # llama.cpp's general.file_type
+# llama.cpp's general.file_type (a pure q4_k / q5_k file is named by the nearest mix, _S)
+FILE_TYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 7, "q4_k": 14, "q4_k_m": 15, "q5_k": 16, "q6_k": 18, "bf16": 32}
+BLOCK = {"q8_0": 32, "q4_0": 32, "q4_k": 256, "q5_k": 256, "q6_k": 256}  # values per block
+
+
+def use_more_bits(i_layer, n_layer):
+    """llama-quantize's choice of the layers whose attn_v / ffn_down get more bits in Q4_K_M."""
+    return i_layer < n_layer // 8 or i_layer >= 7 * n_layer // 8 or (i_layer - n_layer // 8) % 3 == 2
+
+
+def matrix_dtype(name, cols, a, n_layer):
+    """The dtype of matrix `name` (GGUF name) with rows of `cols` values."""
+    dtype = a.dtype
+    if dtype == "q4_k_m":
+        dtype = "q4_k"
+        if name == "output.weight" or (a.tied and name == "token_embd.weight"):
+            dtype = "q6_k"
+        elif name.endswith((".attn_v.weight", ".ffn_down.weight")) and use_more_bits(int(name.split(".")[1]),
+                                                                                    n_layer):
+            dtype = "q6_k"
+    for pattern, forced in a.tensor_type:
+        if re.search(pattern, name):
+            dtype = forced
+    if dtype in BLOCK and cols % BLOCK[dtype]:
+        dtype = "q8_0" if cols % 32 == 0 else "f16"  # as the converter does for rows that are not whole blocks
+    return dtype
+
+
+def tensor_type_arg(text):
+    pattern, sep, dtype = text.rpartition("=")
+    if not sep or dtype not in FILE_TYPE or dtype == "q4_k_m":
+        raise argparse.ArgumentTypeError(f"expected REGEX=DTYPE with DTYPE one of f32, f16, bf16, {', '.join(BLOCK)}")
+    return re.compile(pattern), dtype
 
 # SentencePiece / llama.cpp token types
 TOK_NORMAL, TOK_UNKNOWN, TOK_CONTROL, TOK_USER_DEFINED, TOK_UNUSED, TOK_BYTE = 1, 2, 3, 4, 5, 6
@@ -272,8 +318,8 @@ def build_writer(a, cfg, vocab):
     w = GGUFWriter()
     w.add("general.architecture", "llama")
     w.add("general.name", a.name or f"tfm-test-{a.shape}-{a.dtype}{'-tied' if a.tied else ''}")
-    w.add("general.file_type", FILE_TYPE[a.dtype], GGUF.UINT32)
-    if a.dtype in ("q8_0", "q4_0"):
+    w.add("general.file_type", FILE_TYPE["f32" if a.dequantize else a.dtype], GGUF.UINT32)
+    if (a.dtype in BLOCK or a.dtype == "q4_k_m") and not a.dequantize:
         w.add("general.quantization_version", 2, GGUF.UINT32)
     w.add("llama.vocab_size", cfg["vocab_size"], GGUF.UINT32)
     w.add("llama.context_length", cfg["max_position_embeddings"], GGUF.UINT32)
@@ -304,6 +350,10 @@ def main():
     ap.add_argument("--rope-llama3", metavar="FACTOR,LOW,HIGH,ORIG_CTX",
                     help="Llama-3.1 RoPE scaling, written as rope_freqs.weight like llama.cpp's converter")
     ap.add_argument("--name")
+    ap.add_argument("--tensor-type", type=tensor_type_arg, action="append", default=[], metavar="REGEX=DTYPE",
+                    help="dtype of the matrices whose GGUF name matches REGEX (repeatable; the last match wins)")
+    ap.add_argument("--dequantize", action="store_true",
+                    help="write matrices as f32 holding the values their dtype decodes to")
     ap.add_argument("--hf-npz", help="also write the HF-layout weights (as stored) and config to this .npz")
     a = ap.parse_args()
 
@@ -312,7 +362,6 @@ def main():
     vocab = pad_vocab(vocab, n_vocab)
     cfg = make_config(a, n_vocab)
     # 1-D tensors stay f32, as llama.cpp writes them; token_embd follows the matrices
-    mat_dtype = a.dtype
 
     w = build_writer(a, cfg, vocab)
     specs = hf_tensor_specs(cfg)
@@ -328,14 +377,15 @@ def main():
                 x = permute_qk(x, cfg["num_attention_heads"])
             elif hf_name.endswith("k_proj.weight"):
                 x = permute_qk(x, cfg["num_key_value_heads"])
+            if a.dequantize:
+                x = stored_values(x, dtype)  # blocks lie within rows: the permutation commutes with this
             return x
         return make
 
     for hf_name, shape, std in specs:
-        dtype = "f32" if len(shape) == 1 else mat_dtype
-        if dtype in ("q8_0", "q4_0") and shape[-1] % 32:
-            dtype = "f16"  # as llama.cpp's converter does for rows that are not whole blocks
-        w.add_tensor(gguf_name(hf_name), shape, dtype, producer(hf_name, shape, std, dtype))
+        name = gguf_name(hf_name)
+        dtype = "f32" if len(shape) == 1 else matrix_dtype(name, shape[-1], a, cfg["num_hidden_layers"])
+        w.add_tensor(name, shape, "f32" if a.dequantize else dtype, producer(hf_name, shape, std, dtype))
     if cfg["rope_scaling"]:
         factors = llama3_rope_factors(cfg)
         w.add_tensor("rope_freqs.weight", factors.shape, "f32", lambda: factors)
