@@ -575,6 +575,26 @@ def hf_cases():
             os.symlink(target, os.path.join(d, W))
         return extra
     hf_dir("weights-link-to-dev-null", F + "|" + IO, [W], extra=link_weights_to("/dev/null"))
+    hf_dir("weights-link-to-dev-zero", F + "|" + IO, [W], extra=link_weights_to("/dev/zero"))
+    hf_dir("weights-link-to-itself", IO + "|" + F, [W], extra=link_weights_to(W))
+
+    def link_file_to(name, target):
+        def extra(d):
+            p = os.path.join(d, name)
+            if os.path.lexists(p):
+                os.remove(p)
+            os.symlink(target, p)
+        return extra
+    # an endless character device as a small JSON file must not be read forever
+    hf_dir("config-link-to-dev-zero", F + "|" + IO, [C], extra=link_file_to(C, "/dev/zero"))
+    hf_dir("config-link-to-dev-urandom", F + "|" + IO, [C], extra=link_file_to(C, "/dev/urandom"))
+    hf_dir("generation-config-link-to-dev-zero", F + "|" + IO, ["generation_config.json"],
+           extra=link_file_to("generation_config.json", "/dev/zero"))
+    hf_dir("tokenizer-json-link-to-dev-zero", F + "|" + IO, ["tokenizer.json"],
+           extra=link_file_to("tokenizer.json", "/dev/zero"))
+    hf_dir("tokenizer-config-link-to-dev-urandom", F + "|" + IO + "|" + OK,
+           extra=lambda d: (write(os.path.relpath(os.path.join(d, "tokenizer.json"), OUT),
+                                  json.dumps(bpe_json())), link_file_to("tokenizer_config.json", "/dev/urandom")(d)))
     hf_dir("weights-is-a-directory", IO + "|" + F, [W], extra=lambda d: (os.remove(os.path.join(d, W)),
                                                                          os.mkdir(os.path.join(d, W))))
     hf_dir("weights-is-a-fifo", IO + "|" + F, [W], extra=lambda d: (os.remove(os.path.join(d, W)),
