@@ -40,7 +40,9 @@ static char fuzz_scratch[256];
 /* Removes the scratch folder and the files the targets write into it. */
 static inline void fuzz_scratch_remove(void)
 {
-    static const char *const names[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};
+    static const char *const names[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                                        "model.safetensors.index.json", "model-00001-of-00002.safetensors",
+                                        "model-00002-of-00002.safetensors"};
     char path[512];
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         snprintf(path, sizeof path, "%s/%s", fuzz_scratch, names[i]);

@@ -7,6 +7,11 @@
  *    hf_config_parse and hf_generation_config_parse;
  * 2. when both parts parse: the two files are written to a scratch folder and loaded with the public
  *    tfm_model_load (cpu backend, one thread), then one token is evaluated.
+ *
+ * A sharded directory is packed as byte 0x01, then four parts each preceded by its u32 little-endian
+ * length: config.json, model.safetensors.index.json and the two shards the index of the seeds names
+ * (model-00001-of-00002.safetensors, model-00002-of-00002.safetensors); the files are written as
+ * they are and loaded, so the index reader (shard names, the weight map) is fuzzed too.
  */
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
@@ -77,8 +82,43 @@ static void load_directory(const uint8_t *config, size_t config_size, const uint
     tfm_model_free(m);
 }
 
+static const char *const sharded_names[] = {"config.json", "model.safetensors.index.json",
+                                            "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+
+static void load_sharded(const uint8_t *data, size_t size)
+{
+    const char *dir = fuzz_scratch_dir();
+    char path[512];
+    size_t at = 1;
+    for (int i = 0; i < 4; i++) {
+        uint32_t len = 0;
+        if (at + 4 <= size) memcpy(&len, data + at, 4);
+        at += 4;
+        if (at > size) at = size;
+        if (len > size - at) len = (uint32_t)(size - at);
+        snprintf(path, sizeof path, "%s/%s", dir, sharded_names[i]);
+        fuzz_write_file(path, data + at, len);
+        at += len;
+    }
+    tfm_model_params p = tfm_model_params_default();
+    p.backend = "cpu";
+    p.n_threads = 1;
+    tfm_model *m = NULL;
+    tfm_status st = tfm_model_load(dir, &p, &m);
+    fuzz_expect_message(st, "tfm_model_load (sharded)");
+    tfm_model_free(m);
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, sharded_names[i]);
+        unlink(path);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size && data[0] == 0x01) {
+        load_sharded(data, size);
+        return 0;
+    }
     const uint8_t *nul = memchr(data, 0, size);
     if (!nul) {
         parse_safetensors(data, size);

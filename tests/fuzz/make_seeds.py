@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import sys
 import tempfile
 
@@ -245,6 +246,16 @@ def build(out):
             with open(os.path.join(d, "model.safetensors"), "rb") as f:
                 weights = f.read()
             write(os.path.join(seeds, "hf", f"{preset}-{dtype}.bin"), config + b"\0" + weights)
+        # a sharded directory: 0x01, then config, index and two shards, each after its u32 length
+        d = os.path.join(tmp, "hf-sharded")
+        make_hf_model.make_hf_model(d, "llama2-mha", "F16", 2, seed=5, **small_hf)
+        packed = b"\x01"
+        for name in ("config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors",
+                     "model-00002-of-00002.safetensors"):
+            with open(os.path.join(d, name), "rb") as f:
+                part = f.read()
+            packed += struct.pack("<I", len(part)) + part
+        write(os.path.join(seeds, "hf", "sharded-F16.bin"), packed)
 
         hf_dir = os.path.join(out, "hf-model")
         shutil.rmtree(hf_dir, ignore_errors=True)
