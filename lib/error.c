@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[1024];
 
@@ -10,8 +11,12 @@ static tfm_log_fn log_callback;
 static void *log_user_data;
 static tfm_log_level log_max_level = TFM_LOG_WARN;
 
+/* Formats into a scratch buffer first: callers often pass tfm_last_error() itself as an argument
+ * (to wrap a lower layer's message), and vsnprintf must not read from the buffer it writes. */
 static void set_message_v(const char *fmt, va_list ap) {
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    char msg[sizeof last_error];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    memcpy(last_error, msg, sizeof msg);
 }
 
 tfm_status tfm_error(tfm_status status, const char *fmt, ...) {

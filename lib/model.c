@@ -14,6 +14,7 @@
 #include "registry.h"
 #include "tensor.h"
 #include "tokenizer/tokenizer.h"
+#include "util/half.h"
 
 /* Generous upper bounds: anything larger is a hostile or corrupt file, not a model. */
 #define MAX_EMBD (1 << 16)
@@ -172,12 +173,7 @@ static tfm_status bind_weight(tfm_model *m, tfm_weight *w, const tfm_host_tensor
         if (!f) return tfm_error(TFM_E_OOM, "cannot allocate %lld floats for '%s'", (long long)cols, t->name);
         const uint16_t *h = data;
         for (int64_t i = 0; i < cols; i++) {
-            if (dtype == TFM_DTYPE_BF16) {
-                uint32_t bits = (uint32_t)h[i] << 16;
-                memcpy(&f[i], &bits, 4);
-            } else {
-                f[i] = (float)((const _Float16 *)data)[i];
-            }
+            f[i] = dtype == TFM_DTYPE_BF16 ? tfm_bf16_to_float(h[i]) : tfm_half_to_float(h[i]);
         }
         /* Kept in the model's list of converted arrays, freed with it. */
         float **grown = realloc(m->converted, (size_t)(m->n_converted + 1) * sizeof *grown);
@@ -207,6 +203,44 @@ static tfm_status report_progress(const tfm_model_params *p, float progress) {
     return TFM_OK;
 }
 
+static int is_auto(const char *backend) { return !backend || !*backend || strcmp(backend, "auto") == 0; }
+
+/* Whether the model's backend accepts a weight of `dtype`: loads (and frees) one zeroed row of
+ * 256 columns, a whole block of every block-quantised type. */
+static int backend_takes_dtype(tfm_model *m, tfm_dtype dtype) {
+    size_t bytes = tfm_row_bytes(dtype, 256);
+    if (!bytes) return 0;
+    void *zeros = calloc(1, bytes);
+    if (!zeros) return 0;
+    tfm_weight w;
+    memset(&w, 0, sizeof w);
+    tfm_status st = m->ops->weight_load(m->be, &w, zeros, dtype, 1, 256);
+    if (st == TFM_OK && m->ops->weight_free) m->ops->weight_free(m->be, &w);
+    free(zeros);
+    tfm_error_clear();
+    return st == TFM_OK;
+}
+
+/* Whether the backend accepts every dtype among the model's matrices (norms are converted to f32). */
+static int takes_every_dtype(tfm_model *m, const tfm_model_source *src) {
+    tfm_dtype seen[16];
+    int n_seen = 0;
+    int n = m->hp.n_layer * TFM_L_COUNT + 2;
+    for (int i = 0; i < n; i++) {
+        const tfm_host_tensor *t = i < 2 ? (i == 0 ? &src->tok_embd : &src->output)
+                                         : &src->layers[i - 2];
+        if (!t->data) continue;
+        int r = i < 2 ? -1 : (i - 2) % TFM_L_COUNT;
+        if (r == TFM_L_ATTN_NORM || r == TFM_L_FFN_NORM) continue;
+        int known = 0;
+        for (int k = 0; k < n_seen; k++) known |= seen[k] == t->dtype;
+        if (known) continue;
+        if (!backend_takes_dtype(m, t->dtype)) return 0;
+        if (n_seen < 16) seen[n_seen++] = t->dtype;
+    }
+    return 1;
+}
+
 static tfm_status build_model(tfm_model *m, const tfm_model_params *p, const char *label) {
     tfm_model_source *src = &m->src;
     tfm_status st;
@@ -230,6 +264,17 @@ static tfm_status build_model(tfm_model *m, const tfm_model_params *p, const cha
     if ((st = ops->init(&bp, tfm_backend_host_services(), &m->be)))
         return tfm_error(st, "backend %s failed to start: %s", ops->name, tfm_last_error());
     m->ops = ops;
+    if (is_auto(p->backend) && strcmp(ops->name, "cpu") != 0 && !takes_every_dtype(m, src)) {
+        /* e.g. cuda with a quantised file: "auto" means the best backend that can run the model. */
+        tfm_log(TFM_LOG_INFO, "backend %s cannot hold this model's weights; using cpu", ops->name);
+        ops->destroy(m->be);
+        m->be = NULL;
+        m->ops = NULL;
+        if ((st = tfm_backend_select("cpu", &ops))) return st;
+        if ((st = ops->init(&bp, tfm_backend_host_services(), &m->be)))
+            return tfm_error(st, "backend %s failed to start: %s", ops->name, tfm_last_error());
+        m->ops = ops;
+    }
 
     m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
     if (!m->layers) return tfm_error(TFM_E_OOM, "out of memory");

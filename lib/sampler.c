@@ -165,9 +165,11 @@ TFM_API tfm_status tfm_sampler_sample(tfm_sampler *s, const float *logits, int32
     apply_repeat_penalty(p, w, n_vocab, history, n_history);
 
     if (p->temperature == 0.0f) {
-        int32_t best = 0;
-        for (int32_t i = 1; i < n_vocab; i++)
-            if (w[i] > w[best]) best = i;
+        /* NaN compares neither greater nor smaller, so it must never seed the scan. */
+        int32_t best = -1;
+        for (int32_t i = 0; i < n_vocab; i++)
+            if (!isnan(w[i]) && (best < 0 || w[i] > w[best])) best = i;
+        if (best < 0) return tfm_error(TFM_E_INVALID_ARGUMENT, "tfm_sampler_sample: every logit is NaN");
         *id = best;
         return TFM_OK;
     }
@@ -187,7 +189,9 @@ TFM_API tfm_status tfm_sampler_sample(tfm_sampler *s, const float *logits, int32
     double max = c[0].logit, sum = 0;
     double *prob = s->prob;
     for (int32_t i = 0; i < n; i++) {
-        prob[i] = exp(((double)c[i].logit - max) / p->temperature);
+        /* An infinite maximum would make inf - inf = NaN: then the tokens holding it share all
+         * the mass (the limit of the softmax as their logits grow together). */
+        prob[i] = isinf(max) ? (c[i].logit == max) : exp(((double)c[i].logit - max) / p->temperature);
         sum += prob[i];
     }
     /* top-p: the smallest prefix whose mass reaches top_p */

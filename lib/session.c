@@ -52,6 +52,14 @@ static tfm_status read_session_params(const tfm_session_params *in, const tfm_mo
     return TFM_OK;
 }
 
+/* Everything a session allocates: what the memory limit is checked against. */
+static size_t session_bytes(const tfm_model *m, const tfm_session_params *p) {
+    size_t logits_rows = p->logits_all ? (size_t)p->n_batch : 1;
+    return sizeof(tfm_session) + (size_t)p->n_ctx * sizeof(int32_t) +
+           logits_rows * (size_t)m->hp.n_vocab * sizeof(float) + 2 * (size_t)m->hp.n_layer * sizeof(void *) +
+           tfm_run_state_bytes(&m->hp, p->n_batch, p->n_ctx, p->kv_dtype);
+}
+
 TFM_API tfm_status tfm_session_create(const tfm_model *m, const tfm_session_params *params, tfm_session **out) {
     tfm_error_clear();
     if (!out) return tfm_error(TFM_E_INVALID_ARGUMENT, "tfm_session_create: out is NULL");
@@ -61,7 +69,7 @@ TFM_API tfm_status tfm_session_create(const tfm_model *m, const tfm_session_para
     tfm_status st = read_session_params(params, m, &p);
     if (st) return st;
 
-    size_t need = tfm_run_state_bytes(&m->hp, p.n_batch, p.n_ctx, p.kv_dtype);
+    size_t need = session_bytes(m, &p);
     /* Reserve the bytes against the model's limit before allocating (sessions may be created on
      * several threads at once); tfm_session_free gives them back. */
     tfm_model *mm = (tfm_model *)m;
@@ -120,10 +128,23 @@ static tfm_status reserve_logits(tfm_session *s, size_t rows) {
     size_t n_vocab = (size_t)s->model->hp.n_vocab;
     if (rows > SIZE_MAX / n_vocab / sizeof(float))
         return tfm_error(TFM_E_OOM, "logits of %zu positions do not fit in memory", rows);
+    /* The growth counts against the model's memory limit like the session's first allocation. */
+    size_t extra = (rows - s->logits_capacity) * n_vocab * sizeof(float);
+    tfm_model *m = (tfm_model *)s->model;
+    size_t before = __atomic_fetch_add(&m->session_bytes, extra, __ATOMIC_RELAXED);
+    if (m->memory_limit && before + extra > m->memory_limit) {
+        __atomic_fetch_sub(&m->session_bytes, extra, __ATOMIC_RELAXED);
+        return tfm_error(TFM_E_OOM, "keeping the logits of %zu positions needs %zu more bytes, beyond the memory "
+                         "limit of %zu bytes (%zu in use)", rows, extra, m->memory_limit, before);
+    }
     float *grown = realloc(s->logits, rows * n_vocab * sizeof(float));
-    if (!grown) return tfm_error(TFM_E_OOM, "cannot allocate logits for %zu positions", rows);
+    if (!grown) {
+        __atomic_fetch_sub(&m->session_bytes, extra, __ATOMIC_RELAXED);
+        return tfm_error(TFM_E_OOM, "cannot allocate logits for %zu positions", rows);
+    }
     s->logits = grown;
     s->logits_capacity = rows;
+    s->reserved_bytes += extra;
     return TFM_OK;
 }
 

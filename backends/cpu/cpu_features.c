@@ -4,10 +4,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(TFM_CPU_X86)
+#include <cpuid.h>
+
+/* Read from CPUID and XGETBV directly: compilers differ in which names __builtin_cpu_supports
+ * knows (clang 14 has no "f16c"), and the OS must also save the wider registers (XCR0). */
+typedef struct {
+    unsigned ecx1, ebx7, ecx7;
+    unsigned long long xcr0;
+} cpu_bits;
+
+static cpu_bits read_cpu_bits(void) {
+    cpu_bits b = {0, 0, 0, 0};
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return b;
+    b.ecx1 = ecx;
+    if (__get_cpuid_max(0, NULL) >= 7) {
+        __cpuid_count(7, 0, eax, ebx, ecx, edx);
+        b.ebx7 = ebx;
+        b.ecx7 = ecx;
+    }
+    if (b.ecx1 & (1u << 27)) { /* OSXSAVE: XGETBV is usable */
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        b.xcr0 = ((unsigned long long)hi << 32) | lo;
+    }
+    return b;
+}
+#endif
+
 static int has_avx2(void) {
 #if defined(TFM_CPU_X86)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    cpu_bits b = read_cpu_bits();
+    int os_avx = (b.xcr0 & 0x6) == 0x6;                         /* XMM and YMM state */
+    int fma = b.ecx1 & (1u << 12), avx = b.ecx1 & (1u << 28), f16c = b.ecx1 & (1u << 29);
+    int avx2 = b.ebx7 & (1u << 5);
+    return os_avx && fma && avx && f16c && avx2;
 #else
     return 0;
 #endif
@@ -15,9 +48,10 @@ static int has_avx2(void) {
 
 static int has_avx512(void) {
 #if defined(TFM_CPU_X86)
-    /* libgcc also checks that the OS saves the AVX-512 registers (XCR0). */
-    return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
+    cpu_bits b = read_cpu_bits();
+    int os_avx512 = (b.xcr0 & 0xE6) == 0xE6;                    /* plus opmask and ZMM state */
+    int f = b.ebx7 & (1u << 16), bw = b.ebx7 & (1u << 30), vl = b.ebx7 & (1u << 31);
+    return has_avx2() && os_avx512 && f && bw && vl;
 #else
     return 0;
 #endif
@@ -25,7 +59,8 @@ static int has_avx512(void) {
 
 static int has_avx512vnni(void) {
 #if defined(TFM_CPU_X86) && defined(TFM_CPU_VNNI)
-    return has_avx512() && __builtin_cpu_supports("avx512vnni");
+    cpu_bits b = read_cpu_bits();
+    return has_avx512() && (b.ecx7 & (1u << 11));
 #else
     return 0;
 #endif

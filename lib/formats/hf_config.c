@@ -312,12 +312,7 @@ static tfm_status map_in_dir(const char *dir, const char *name, int optional, tf
     *present = 0;
     int n = snprintf(path, path_cap, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= path_cap) return tfm_error(TFM_E_INVALID_ARGUMENT, "%s: path too long", dir);
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        if (optional) return TFM_OK;
-    } else {
-        fclose(probe);
-    }
+    if (optional && !tfm_path_exists(path)) return TFM_OK;
     tfm_status st = tfm_map_file(path, f);
     if (st == TFM_OK) *present = 1;
     return st;

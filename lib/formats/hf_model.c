@@ -28,6 +28,7 @@
 #include "formats/weight_checks.h"
 #include "model.h"
 #include "tokenizer/tokenizer.h"
+#include "util/half.h"
 #include "util/mapped_file.h"
 
 #include <cJSON.h>
@@ -91,9 +92,7 @@ static tfm_status join_path(const char *dir, const char *name, char *path, size_
 static int file_exists(const char *dir, const char *name) {
     char path[4096];
     if (join_path(dir, name, path, sizeof path) != TFM_OK) return 0;
-    FILE *f = fopen(path, "rb");
-    if (f) fclose(f);
-    return f != NULL;
+    return tfm_path_exists(path);
 }
 
 /* A shard must be a plain file name in the directory (an index must not point elsewhere). */
@@ -226,27 +225,6 @@ static tfm_status open_weights(hf_state *s, const char *dir) {
 
 /* ---- tensors by role ------------------------------------------------------------------------- */
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | mant << 13;
-    } else if (exp != 0) {
-        bits = sign | (exp + 112) << 23 | mant << 13;
-    } else if (mant == 0) {
-        bits = sign;
-    } else { /* subnormal: normalise */
-        int e = -1;
-        do {
-            e++;
-            mant <<= 1;
-        } while (!(mant & 0x400));
-        bits = sign | (uint32_t)(112 - e) << 23 | (mant & 0x3ff) << 13;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 static float element_to_float(const uint8_t *p, tfm_dtype dtype) {
     float f;
     uint16_t h;
@@ -254,7 +232,7 @@ static float element_to_float(const uint8_t *p, tfm_dtype dtype) {
     switch (dtype) {
     case TFM_DTYPE_F16:
         memcpy(&h, p, 2);
-        return half_to_float(h);
+        return tfm_half_to_float(h);
     case TFM_DTYPE_BF16:
         memcpy(&h, p, 2);
         bits = (uint32_t)h << 16;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "formats/gguf.h"
@@ -21,8 +22,18 @@ tfm_status tok_read_small_file(const char *path, size_t max_size, char **out, si
 {
     *out = NULL;
     *size = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return TFM_E_IO;
+    /* A file that cannot be opened (absent, or not a regular file) is TFM_E_IO with no message:
+     * callers read optional files with it and must not leave a stale error behind. */
+    int fd;
+    if (tfm_open_regular_file(path, &fd) != TFM_OK) {
+        tfm_error_clear();
+        return TFM_E_IO;
+    }
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        close(fd);
+        return tfm_error(TFM_E_IO, "%s: cannot open", path);
+    }
     char *buf = NULL;
     size_t n = 0, cap = 0;
     tfm_status st = TFM_OK;

@@ -11,21 +11,18 @@
 
 #include "error.h"
 
-tfm_status tfm_map_file(const char *path, tfm_mapped_file *out)
+tfm_status tfm_open_regular_file(const char *path, int *fd_out)
 {
-    if (!out)
-        return tfm_error(TFM_E_INVALID_ARGUMENT, "tfm_map_file: out is NULL");
-    memset(out, 0, sizeof(*out));
+    *fd_out = -1;
     if (!path || !*path)
         return tfm_error(TFM_E_INVALID_ARGUMENT, "no file path given");
-
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever. */
     int fd;
     do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0)
         return tfm_error(TFM_E_IO, "%s: cannot open: %s", path, strerror(errno));
-
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int err = errno;
@@ -38,8 +35,39 @@ tfm_status tfm_map_file(const char *path, tfm_mapped_file *out)
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return tfm_error(TFM_E_IO, "%s: not a regular file (a device, pipe or socket cannot be mapped)",
+        return tfm_error(TFM_E_IO, "%s: not a regular file (a device, pipe or socket cannot be read as a model)",
                          path);
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    *fd_out = fd;
+    return TFM_OK;
+}
+
+int tfm_path_exists(const char *path)
+{
+    struct stat st;
+    return path && stat(path, &st) == 0;
+}
+
+tfm_status tfm_map_file(const char *path, tfm_mapped_file *out)
+{
+    if (!out)
+        return tfm_error(TFM_E_INVALID_ARGUMENT, "tfm_map_file: out is NULL");
+    memset(out, 0, sizeof(*out));
+    if (!path || !*path)
+        return tfm_error(TFM_E_INVALID_ARGUMENT, "no file path given");
+
+    int fd;
+    tfm_status st_open = tfm_open_regular_file(path, &fd);
+    if (st_open != TFM_OK)
+        return st_open;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return tfm_error(TFM_E_IO, "%s: cannot stat: %s", path, strerror(err));
     }
     if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)SIZE_MAX) {
         close(fd);

@@ -16,4 +16,11 @@ typedef struct tfm_mapped_file {
 tfm_status tfm_map_file(const char *path, tfm_mapped_file *out);
 void tfm_unmap_file(tfm_mapped_file *f);
 
+/* Opens `path` for reading if it is a regular file; a directory, FIFO, socket or device is
+ * TFM_E_IO without blocking. The caller closes *fd_out. */
+tfm_status tfm_open_regular_file(const char *path, int *fd_out);
+
+/* 1 if something exists at `path` (without opening it: a FIFO would block). */
+int tfm_path_exists(const char *path);
+
 #endif

@@ -1,7 +1,7 @@
 /*
  * limits.c — resource limits and cancellation through the public API.
  *
- *     limits WORK_DIR [--reported]
+ *     limits WORK_DIR
  *
  * WORK_DIR holds the models of tests/fuzz/make_seeds.py: model.gguf (tiny, 2 layers), deep.gguf
  * (8 layers) and hf-model/ (a Hugging Face directory).
@@ -11,7 +11,8 @@
  *             TFM_E_CONTEXT_FULL and the session stays usable.
  *   memory    tfm_model_params.memory_limit: a session that needs more fails with TFM_E_OOM and a
  *             message; the smallest limit that admits n_ctx 32 refuses n_ctx 64 (the cap binds on the
- *             KV cache) and a second session of 32 (it covers the model and all its sessions).
+ *             KV cache) and a second session of 32 (it covers the model and all its sessions); a
+ *             session allocates no more heap than the limit admitted.
  *   abort     a complete evaluation consults the abort callback after every layer; a callback that
  *             says stop at its k-th call ends the evaluation at once (exactly k calls: at most one
  *             layer of work after the request), with TFM_E_ABORTED, nothing appended within the
@@ -20,9 +21,6 @@
  *   progress  the load callback sees 0..1 non-decreasing, ending at 1; returning nonzero at its k-th
  *             call, for every k, cancels the load with TFM_E_ABORTED and no model (GGUF file, GGUF in
  *             memory, HF directory); under AddressSanitizer each cancel point is also checked for leaks.
- *
- * --reported runs the checks that fail because of bugs reported to the code's owner (see
- * docs/reliability.md): a session must allocate no more heap than the memory limit admitted.
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -190,7 +188,7 @@ static void test_memory(void)
 /* The limit is honest: a session allocates no more heap than the limit admitted (glibc's malloc
  * statistics; skipped under sanitizers, which replace malloc). The slack is glibc's chunk header,
  * 16 bytes, for up to 64 allocations. */
-static void test_memory_reported(void)
+static void test_memory_heap(void)
 {
     size_t l32 = smallest_limit(32);
     tfm_model *m = load("model.gguf", l32);
@@ -383,18 +381,15 @@ static void test_progress(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s WORK_DIR [--reported]\n", argv[0]);
+        fprintf(stderr, "usage: %s WORK_DIR\n", argv[0]);
         return 2;
     }
     snprintf(work, sizeof work, "%s", argv[1]);
-    if (argc > 2 && !strcmp(argv[2], "--reported")) {
-        test_memory_reported();
-    } else {
-        test_context();
-        test_memory();
-        test_abort();
-        test_progress();
-    }
+    test_context();
+    test_memory();
+    test_memory_heap();
+    test_abort();
+    test_progress();
     printf("limits: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -52,7 +52,6 @@ REPORTED = {
     "json-merge-unknown-token", "json-merge-result-not-in-vocab", "json-decoder-unknown",
     "json-replace-pattern-regex-invalid", "json-metaspace-replacement-two-chars",
     "json-config-invalid-json", "json-split-regex-backtracking",         # lib/tokenizer/hf_json.c, pretokenize.c
-    "hf-weights-is-a-fifo", "gguf-path-is-a-fifo", "tok-path-is-a-fifo",  # lib/util/mapped_file.c
 }
 
 
