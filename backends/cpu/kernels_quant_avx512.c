@@ -16,6 +16,8 @@
 #include "quant.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* The row and activation loops must unroll to keep the accumulators in registers. */
+#define UNROLL _Pragma("GCC unroll 16")
 
 /* ---- activations ---- */
 
@@ -84,44 +86,53 @@ ALWAYS_INLINE __m512i q4_0_weights(const uint8_t *blk, int both) {
     return _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
 }
 
-#define DEFINE_SMALL_BLOCK_DOT(NAME, BYTES, WEIGHTS, OFFSET_SHIFT)                                      \
-    ALWAYS_INLINE void NAME(const uint8_t *w, size_t row_bytes, int64_t cols, const char *xq,           \
-                            size_t xq_stride, int R, int NT, float *y, size_t ys, size_t ldy) {                    \
-        __m512 acc[4][TFM_CPU_MATVEC_MAX_TOKENS];                                                       \
-        tfm_q8_row x[TFM_CPU_MATVEC_MAX_TOKENS];                                                        \
-        for (int t = 0; t < NT; t++)                                                                    \
-            x[t] = tfm_q8_row_at((void *)(xq + (size_t)t * xq_stride), cols);                           \
-        for (int r = 0; r < R; r++)                                                                     \
-            for (int t = 0; t < NT; t++)                                                                \
-                acc[r][t] = _mm512_setzero_ps();                                                        \
-        int64_t nb = cols / 32;                                                                         \
-        for (int64_t b = 0; b < nb; b += 2) {                                                           \
-            int both = b + 1 < nb;                                                                      \
-            __mmask64 m = half_mask(both);                                                              \
-            __m512i xv[TFM_CPU_MATVEC_MAX_TOKENS], corr[TFM_CPU_MATVEC_MAX_TOKENS];                     \
-            __m512 dx[TFM_CPU_MATVEC_MAX_TOKENS];                                                       \
-            for (int t = 0; t < NT; t++) {                                                              \
-                xv[t] = _mm512_maskz_loadu_epi8(m, x[t].q + 32 * b);                                    \
-                __m512i lanes = _mm512_maskz_loadu_epi32(both ? 0xffff : 0x00ff, x[t].lane + 8 * b);     \
-                corr[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(lanes, OFFSET_SHIFT)); \
-                dx[t] = both ? spread2(x[t].d + b) : _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(x[t].d[b])); \
-            }                                                                                           \
-            for (int r = 0; r < R; r++) {                                                               \
-                const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)b * BYTES;                     \
-                __m512i wv = WEIGHTS(blk, both);                                                        \
-                __m512 dw = spread2_f16(blk, both ? blk + BYTES : blk);                                 \
-                for (int t = 0; t < NT; t++) {                                                          \
-                    __m512i s = _mm512_dpbusd_epi32(corr[t], wv, xv[t]);                                \
-                    acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx[t]), acc[r][t]); \
-                }                                                                                       \
+/* One step of two blocks (`both`) or of the last, odd block, for R rows and NT activations. */
+#define DEFINE_SMALL_BLOCK_STEP(NAME, BYTES, WEIGHTS, OFFSET_SHIFT)                                     \
+    ALWAYS_INLINE void NAME(const uint8_t *w, size_t row_bytes, const tfm_q8_row *x, int64_t b,         \
+                            int both, int R, int NT, __m512 acc[4][TFM_CPU_MATVEC_MAX_TOKENS]) {        \
+        __mmask64 m = half_mask(both);                                                                  \
+        __m512i xv[TFM_CPU_MATVEC_MAX_TOKENS], corr[TFM_CPU_MATVEC_MAX_TOKENS];                         \
+        __m512 dx[TFM_CPU_MATVEC_MAX_TOKENS];                                                           \
+        UNROLL for (int t = 0; t < NT; t++) {                                                           \
+            xv[t] = _mm512_maskz_loadu_epi8(m, x[t].q + 32 * b);                                        \
+            __m512i lanes = _mm512_maskz_loadu_epi32(both ? 0xffff : 0x00ff, x[t].lane + 8 * b);        \
+            corr[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(lanes, OFFSET_SHIFT)); \
+            dx[t] = both ? spread2(x[t].d + b) : _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(x[t].d[b])); \
+        }                                                                                               \
+        UNROLL for (int r = 0; r < R; r++) {                                                            \
+            const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)b * BYTES;                         \
+            __m512i wv = WEIGHTS(blk, both);                                                            \
+            __m512 dw = spread2_f16(blk, both ? blk + BYTES : blk);                                     \
+            UNROLL for (int t = 0; t < NT; t++) {                                                       \
+                __m512i s = _mm512_dpbusd_epi32(corr[t], wv, xv[t]);                                    \
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx[t]), acc[r][t]); \
             }                                                                                           \
         }                                                                                               \
-        for (int r = 0; r < R; r++)                                                                     \
-            for (int t = 0; t < NT; t++)                                                                \
-                y[(size_t)t * ldy + (size_t)r * ys] = _mm512_reduce_add_ps(acc[r][t]);                       \
     }
-DEFINE_SMALL_BLOCK_DOT(rows_dot_q8_0, TFM_Q8_0_BYTES, q8_0_weights, 7)
-DEFINE_SMALL_BLOCK_DOT(rows_dot_q4_0, TFM_Q4_0_BYTES, q4_0_weights, 3)
+DEFINE_SMALL_BLOCK_STEP(step_q8_0, TFM_Q8_0_BYTES, q8_0_weights, 7)
+DEFINE_SMALL_BLOCK_STEP(step_q4_0, TFM_Q4_0_BYTES, q4_0_weights, 3)
+
+#define DEFINE_SMALL_BLOCK_DOT(NAME, STEP)                                                              \
+    ALWAYS_INLINE void NAME(const uint8_t *w, size_t row_bytes, int64_t cols, const char *xq,           \
+                            size_t xq_stride, int R, int NT, float *y, size_t ys, size_t ldy) {         \
+        __m512 acc[4][TFM_CPU_MATVEC_MAX_TOKENS];                                                       \
+        tfm_q8_row x[TFM_CPU_MATVEC_MAX_TOKENS];                                                        \
+        UNROLL for (int t = 0; t < NT; t++)                                                             \
+            x[t] = tfm_q8_row_at((void *)(xq + (size_t)t * xq_stride), cols);                           \
+        UNROLL for (int r = 0; r < R; r++)                                                              \
+            UNROLL for (int t = 0; t < NT; t++)                                                         \
+                acc[r][t] = _mm512_setzero_ps();                                                        \
+        int64_t nb = cols / 32, b = 0;                                                                  \
+        for (; b + 2 <= nb; b += 2)                                                                     \
+            STEP(w, row_bytes, x, b, 1, R, NT, acc);                                                    \
+        if (b < nb)                                                                                     \
+            STEP(w, row_bytes, x, b, 0, R, NT, acc);                                                    \
+        UNROLL for (int r = 0; r < R; r++)                                                              \
+            UNROLL for (int t = 0; t < NT; t++)                                                         \
+                y[(size_t)t * ldy + (size_t)r * ys] = _mm512_reduce_add_ps(acc[r][t]);                  \
+    }
+DEFINE_SMALL_BLOCK_DOT(rows_dot_q8_0, step_q8_0)
+DEFINE_SMALL_BLOCK_DOT(rows_dot_q4_0, step_q4_0)
 
 /* ---- K-quants: super-blocks of 256 values in 4 steps of 64 ---- */
 
@@ -187,7 +198,7 @@ ALWAYS_INLINE __m512i k_step_weights(const uint8_t *qs, __m512i qh2, int p, int 
         for (int64_t sb = 0; sb < cols / 256; sb++) {                                                   \
             __m512 sm[4];                                                                               \
             __m512i qh2[4];                                                                             \
-            for (int r = 0; r < R; r++) {                                                               \
+            UNROLL for (int r = 0; r < R; r++) {                                                        \
                 const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)sb * BYTES;                    \
                 sm[r] = k_scales_mins(blk);                                                             \
                 qh2[r] = HIGH_BIT ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16))) \
@@ -283,7 +294,7 @@ ALWAYS_INLINE void rows_dot_q6_k(const uint8_t *w, size_t row_bytes, int64_t col
 
 /* ---- row grouping, as in the float kernels ---- */
 
-#define ROWS_FOR(NT) ((NT) == 1 ? 4 : 2)
+#define ROWS_FOR(NT) 4
 
 /* One activation row streams [r0, r1) as four contiguous parts read side by side (long sequential
  * streams for the hardware prefetchers); several reuse neighbouring rows from L1. */
