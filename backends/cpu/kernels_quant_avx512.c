@@ -190,10 +190,10 @@ ALWAYS_INLINE __m512i k_step_weights(const uint8_t *qs, __m512i qh2, int p, int 
                             size_t xq_stride, int R, int NT, float *y, size_t ys, size_t ldy) {                    \
         __m512 acc[4][TFM_CPU_MATVEC_MAX_TOKENS];                                                       \
         tfm_q8_row x[TFM_CPU_MATVEC_MAX_TOKENS];                                                        \
-        for (int t = 0; t < NT; t++)                                                                    \
+        UNROLL for (int t = 0; t < NT; t++)                                                                    \
             x[t] = tfm_q8_row_at((void *)(xq + (size_t)t * xq_stride), cols);                           \
-        for (int r = 0; r < R; r++)                                                                     \
-            for (int t = 0; t < NT; t++)                                                                \
+        UNROLL for (int r = 0; r < R; r++)                                                                     \
+            UNROLL for (int t = 0; t < NT; t++)                                                                \
                 acc[r][t] = _mm512_setzero_ps();                                                        \
         for (int64_t sb = 0; sb < cols / 256; sb++) {                                                   \
             __m512 sm[4];                                                                               \
@@ -203,30 +203,30 @@ ALWAYS_INLINE __m512i k_step_weights(const uint8_t *qs, __m512i qh2, int p, int 
                 sm[r] = k_scales_mins(blk);                                                             \
                 qh2[r] = HIGH_BIT ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16))) \
                                   : _mm512_setzero_si512();                                             \
-                for (int t = 0; t < NT; t++) /* the minimums: acc -= dmin*m_s * bsum_s */               \
+                UNROLL for (int t = 0; t < NT; t++) /* the minimums: acc -= dmin*m_s * bsum_s */               \
                     acc[r][t] = _mm512_fnmadd_ps(sm[r], upper_bsum(x[t].bsum + 8 * sb), acc[r][t]);     \
             }                                                                                           \
-            for (int p = 0; p < 4; p++) {                                                               \
+            UNROLL for (int p = 0; p < 4; p++) {                                                               \
                 __m512i xv[TFM_CPU_MATVEC_MAX_TOKENS];                                                  \
                 __m512 dx[TFM_CPU_MATVEC_MAX_TOKENS];                                                   \
-                for (int t = 0; t < NT; t++) {                                                          \
+                UNROLL for (int t = 0; t < NT; t++) {                                                          \
                     xv[t] = _mm512_loadu_si512(x[t].q + 256 * sb + 64 * p);                             \
                     dx[t] = spread2(x[t].d + 8 * sb + 2 * p);                                           \
                 }                                                                                       \
                 __m512i idx = _mm512_loadu_si512(pair_steps[p]);                                        \
-                for (int r = 0; r < R; r++) {                                                           \
+                UNROLL for (int r = 0; r < R; r++) {                                                           \
                     const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)sb * BYTES;                \
                     __m512i wv = k_step_weights(blk + QS_OFFSET, qh2[r], p, HIGH_BIT);                  \
                     __m512 sc = _mm512_permutexvar_ps(idx, sm[r]);                                      \
-                    for (int t = 0; t < NT; t++) {                                                      \
+                    UNROLL for (int t = 0; t < NT; t++) {                                                      \
                         __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv[t]);             \
                         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sc, dx[t]), acc[r][t]); \
                     }                                                                                   \
                 }                                                                                       \
             }                                                                                           \
         }                                                                                               \
-        for (int r = 0; r < R; r++)                                                                     \
-            for (int t = 0; t < NT; t++)                                                                \
+        UNROLL for (int r = 0; r < R; r++)                                                                     \
+            UNROLL for (int t = 0; t < NT; t++)                                                                \
                 y[(size_t)t * ldy + (size_t)r * ys] = _mm512_reduce_add_ps(acc[r][t]);                       \
     }
 DEFINE_K4_DOT(rows_dot_q4_k, TFM_Q4_K_BYTES, 16, 0)
@@ -246,40 +246,40 @@ ALWAYS_INLINE void rows_dot_q6_k(const uint8_t *w, size_t row_bytes, int64_t col
                                  int R, int NT, float *y, size_t ys, size_t ldy) {
     __m512 acc[4][TFM_CPU_MATVEC_MAX_TOKENS];
     tfm_q8_row x[TFM_CPU_MATVEC_MAX_TOKENS];
-    for (int t = 0; t < NT; t++)
+    UNROLL for (int t = 0; t < NT; t++)
         x[t] = tfm_q8_row_at((void *)(xq + (size_t)t * xq_stride), cols);
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < NT; t++)
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int t = 0; t < NT; t++)
             acc[r][t] = _mm512_setzero_ps();
     for (int64_t sb = 0; sb < cols / 256; sb++) {
         __m512 s16[4];
-        for (int r = 0; r < R; r++) {
+        UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)sb * TFM_Q6_K_BYTES;
             __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 192))));
             s16[r] = _mm512_mul_ps(sc, _mm512_set1_ps(tfm_load_f16(blk + 208)));
         }
-        for (int h = 0; h < 2; h++) {
+        UNROLL for (int h = 0; h < 2; h++) {
             __m512i ql[4], qh2[4];
-            for (int r = 0; r < R; r++) {
+            UNROLL for (int r = 0; r < R; r++) {
                 const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)sb * TFM_Q6_K_BYTES;
                 ql[r] = _mm512_loadu_si512(blk + 64 * h);
                 qh2[r] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h)));
             }
-            for (int s = 0; s < 2; s++) {
+            UNROLL for (int s = 0; s < 2; s++) {
                 int k = 2 * h + s;
                 __m512i xv[TFM_CPU_MATVEC_MAX_TOKENS], corr[TFM_CPU_MATVEC_MAX_TOKENS];
                 __m512 dx[TFM_CPU_MATVEC_MAX_TOKENS];
-                for (int t = 0; t < NT; t++) {
+                UNROLL for (int t = 0; t < NT; t++) {
                     xv[t] = _mm512_loadu_si512(x[t].q + 256 * sb + 64 * k);
                     __m512i lanes = _mm512_loadu_si512(x[t].lane + 64 * sb + 16 * k);
                     corr[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(lanes, 5));
                     dx[t] = spread2(x[t].d + 8 * sb + 2 * k);
                 }
                 __m512i idx = _mm512_loadu_si512(quad_steps[k]);
-                for (int r = 0; r < R; r++) {
+                UNROLL for (int r = 0; r < R; r++) {
                     __m512i wv = q6_step_weights(ql[r], qh2[r], s);
                     __m512 sc = _mm512_permutexvar_ps(idx, s16[r]);
-                    for (int t = 0; t < NT; t++) {
+                    UNROLL for (int t = 0; t < NT; t++) {
                         __m512i sum = _mm512_dpbusd_epi32(corr[t], wv, xv[t]);
                         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(sc, dx[t]), acc[r][t]);
                     }
@@ -287,8 +287,8 @@ ALWAYS_INLINE void rows_dot_q6_k(const uint8_t *w, size_t row_bytes, int64_t col
             }
         }
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < NT; t++)
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int t = 0; t < NT; t++)
             y[(size_t)t * ldy + (size_t)r * ys] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
