@@ -69,8 +69,10 @@ const runs = (request.generate ?? []).map((run) => ({
 }));
 if (runs.length > 0) {
     const longest = Math.max(...runs.map((r) => r.prompt.length + r.n));
+    // One thread: llama.cpp's threads spin while they wait, and two oracles side by side (the test
+    // suites run two tests at once) on a 2-core machine would otherwise stall each other for minutes.
     const context = await model.createContext({
-        contextSize: Math.max(longest, 256), batchSize: 512, sequences: 1, threads: 2,
+        contextSize: Math.max(longest, 256), batchSize: 512, sequences: 1, threads: 1,
         flashAttention: false,
         experimentalKvCacheKeyType: "F32",
         experimentalKvCacheValueType: "F32",
