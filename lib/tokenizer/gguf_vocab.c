@@ -5,7 +5,8 @@
  *   tokenizer.ggml.tokens       string array: the pieces, id order
  *   tokenizer.ggml.scores       f32 array (llama: merge priority)
  *   tokenizer.ggml.token_type   i32 array: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
- *   tokenizer.ggml.merges       string array "left right" (gpt2), rank = index
+ *   tokenizer.ggml.merges       string array "left right" (gpt2, required), rank = index; both sides
+ *                               and their concatenation must be pieces
  *   tokenizer.ggml.pre          gpt2 pre-tokenizer name ("llama-bpe" for Llama-3)
  *   tokenizer.ggml.{bos,eos,unknown,padding}_token_id, add_bos_token, add_eos_token, add_space_prefix
  */
@@ -22,6 +23,31 @@ static int str_is(gguf_str s, const char *lit)
     return s.len == n && memcmp(s.ptr, lit, n) == 0;
 }
 
+/* Whether GGUF element type `ty` is an integer (or, with `float_ok`, any number). */
+static int is_number_type(gguf_type ty, int float_ok)
+{
+    switch (ty) {
+    case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16:
+    case GGUF_TYPE_UINT32: case GGUF_TYPE_INT32: case GGUF_TYPE_UINT64: case GGUF_TYPE_INT64:
+        return 1;
+    case GGUF_TYPE_FLOAT32: case GGUF_TYPE_FLOAT64:
+        return float_ok;
+    default:
+        return 0;
+    }
+}
+
+static const char *type_word(gguf_type ty)
+{
+    switch (ty) {
+    case GGUF_TYPE_STRING: return "strings";
+    case GGUF_TYPE_BOOL: return "booleans";
+    case GGUF_TYPE_ARRAY: return "arrays";
+    case GGUF_TYPE_FLOAT32: case GGUF_TYPE_FLOAT64: return "floats";
+    default: return "numbers";
+    }
+}
+
 static int32_t get_id(const gguf_file *f, const char *key, int32_t dflt, int32_t n_vocab)
 {
     int64_t v;
@@ -29,9 +55,14 @@ static int32_t get_id(const gguf_file *f, const char *key, int32_t dflt, int32_t
     return (v >= 0 && v < n_vocab) ? (int32_t)v : -1;
 }
 
+/* tokenizer.ggml.merges of a gpt2 vocabulary: required (llama.cpp refuses a file without it). Each
+ * entry must be two pieces separated by a space whose concatenation is a piece too. llama.cpp does
+ * not check the entries (a bad one just never applies); we refuse them as malformed, as Hugging Face
+ * tokenizers does in the tokenizer.json these vocabularies are converted from, so no real file has
+ * one. */
 static tfm_status load_merges(tfm_tokenizer *t, const gguf_kv *kv, const char *label)
 {
-    if (!kv) return TFM_OK;
+    if (!kv) return tfm_error(TFM_E_FORMAT, "%s: tokenizer.ggml.merges is missing (a gpt2 vocabulary needs it)", label);
     if (kv->type != GGUF_TYPE_ARRAY || kv->array_type != GGUF_TYPE_STRING || !kv->strings)
         return tfm_error(TFM_E_FORMAT, "%s: tokenizer.ggml.merges is not a string array", label);
     if (kv->array_len > (uint64_t)INT32_MAX)
@@ -39,35 +70,24 @@ static tfm_status load_merges(tfm_tokenizer *t, const gguf_kv *kv, const char *l
                          (unsigned long long)kv->array_len);
     if (tok_pairmap_init(&t->merges, (size_t)kv->array_len) != TFM_OK)
         return tfm_error(TFM_E_OOM, "%s: out of memory for %llu merges", label, (unsigned long long)kv->array_len);
-    char *tmp = NULL;
+    char *tmp = NULL, q[96];
     size_t tmp_cap = 0;
-    for (uint64_t i = 0; i < kv->array_len; i++) {
+    tfm_status st = TFM_OK;
+    for (uint64_t i = 0; i < kv->array_len && st == TFM_OK; i++) {
         gguf_str m = kv->strings[i];
-        /* "left right": the separator is the first space not at the start (pieces may begin with one). */
-        uint64_t sp = 1;
-        while (sp < m.len && m.ptr[sp] != ' ') sp++;
-        if (sp >= m.len) continue;
-        int32_t l = tok_map_find(&t->ids, m.ptr, (size_t)sp);
-        int32_t r = tok_map_find(&t->ids, m.ptr + sp + 1, (size_t)(m.len - sp - 1));
-        if (l < 0 || r < 0) continue;
-        size_t n = (size_t)m.len - 1;
-        if (n > tmp_cap) {
-            char *p = realloc(tmp, n);
-            if (!p) {
-                free(tmp);
-                return tfm_error(TFM_E_OOM, "%s: out of memory", label);
-            }
-            tmp = p;
-            tmp_cap = n;
-        }
-        memcpy(tmp, m.ptr, (size_t)sp);
-        memcpy(tmp + sp, m.ptr + sp + 1, (size_t)(m.len - sp - 1));
-        int32_t merged = tok_map_find(&t->ids, tmp, n);
-        if (merged < 0) continue;
-        tok_pairmap_insert(&t->merges, l, r, (int32_t)i, merged);
+        int32_t ids[3];
+        const char *why;
+        st = tok_merge_split(t, m.ptr, (size_t)m.len, &tmp, &tmp_cap, ids, &why);
+        if (st == TFM_OK)
+            tok_pairmap_insert(&t->merges, ids[0], ids[1], (int32_t)i, ids[2]);
+        else if (st == TFM_E_FORMAT)
+            st = tfm_error(st, "%s: tokenizer.ggml.merges[%llu] \"%s\" %s", label, (unsigned long long)i,
+                           tok_quote(m.ptr, (size_t)m.len, q, sizeof q), why);
+        else
+            st = tfm_error(st, "%s: out of memory", label);
     }
     free(tmp);
-    return TFM_OK;
+    return st;
 }
 
 tfm_status tfm_tokenizer_from_gguf(const gguf_file *f, const char *label, tfm_tokenizer **out)
@@ -96,6 +116,14 @@ tfm_status tfm_tokenizer_from_gguf(const gguf_file *f, const char *label, tfm_to
     if (types && (types->type != GGUF_TYPE_ARRAY || types->array_len != tokens->array_len))
         return tfm_error(TFM_E_FORMAT, "%s: tokenizer.ggml.token_type has %llu entries, tokens %d", label,
                          (unsigned long long)types->array_len, (int)n);
+    /* llama.cpp reads both arrays' raw data as float / int32 and asserts they are not strings; we
+     * convert any numeric element type, and refuse strings, booleans and nested arrays. */
+    if (scores && !is_number_type(scores->array_type, 1))
+        return tfm_error(TFM_E_FORMAT, "%s: tokenizer.ggml.scores is an array of %s, not of numbers", label,
+                         type_word(scores->array_type));
+    if (types && !is_number_type(types->array_type, 0))
+        return tfm_error(TFM_E_FORMAT, "%s: tokenizer.ggml.token_type is an array of %s, not of integers", label,
+                         type_word(types->array_type));
 
     size_t text_bytes = 0;
     for (int32_t i = 0; i < n; i++) text_bytes += (size_t)tokens->strings[i].len + 1;

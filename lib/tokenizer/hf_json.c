@@ -12,7 +12,9 @@
  * added_tokens: special ones are matched in the text with TFM_TOKENIZE_PARSE_SPECIAL (decoding
  * drops them), the others always (decoding keeps their text). lstrip/rstrip/single_word options of
  * added tokens are not implemented (Llama vocabularies do not use them).
- * Other models, normalizers or pre-tokenizers give TFM_E_UNSUPPORTED naming them.
+ * Other models, normalizers, pre-tokenizers or decoders give TFM_E_UNSUPPORTED naming them; what HF
+ * itself refuses (text that is not UTF-8, merges outside the vocabulary, a Metaspace replacement that
+ * is not one character, a regex that does not compile, configs that are not JSON) TFM_E_FORMAT.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include "error.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tok_loaders.h"
+#include "tokenizer/tok_utf8.h"
 
 /* GPT-2's pattern (ByteLevel with use_regex). */
 static const char k_gpt2_pattern[] =
@@ -100,22 +103,32 @@ static const char *token_text(const cJSON *v)
     return get_str(v, "content");
 }
 
-static cJSON *read_json(const char *dir, const char *name)
+/* Parses `dir`/`name` into *out. A file that is absent (or not a regular file) leaves *out NULL and is
+ * no error; one that cannot be read or is not JSON is (Hugging Face's loaders fail on it too). */
+static tfm_status read_json(const char *dir, const char *name, cJSON **out)
 {
-    if (!dir) return NULL;
+    *out = NULL;
+    if (!dir) return TFM_OK;
     size_t n = strlen(dir) + strlen(name) + 2;
     char *path = malloc(n);
-    if (!path) return NULL;
+    if (!path) return tfm_error(TFM_E_OOM, "%s: out of memory", dir);
     snprintf(path, n, "%s/%s", dir, name);
     char *text;
     size_t size;
-    cJSON *j = NULL;
-    if (tok_read_small_file(path, 64u << 20, &text, &size) == TFM_OK) {
-        j = cJSON_ParseWithLength(text, size);
+    tfm_status st = tok_read_small_file(path, 64u << 20, &text, &size);
+    if (st == TFM_E_IO && !tfm_last_error()[0]) {
+        st = TFM_OK; /* absent: tok_read_small_file leaves no message */
+    } else if (st == TFM_OK) {
+        const char *end = NULL;
+        *out = cJSON_ParseWithLengthOpts(text, size, &end, 0);
+        if (!*out) {
+            size_t off = (end && end >= text && end <= text + size) ? (size_t)(end - text) : 0;
+            st = tfm_error(TFM_E_FORMAT, "%s: not valid JSON (near byte %zu)", path, off);
+        }
         free(text);
     }
     free(path);
-    return j;
+    return st;
 }
 
 static int32_t id_from_config(const tfm_tokenizer *t, const cJSON *v)
@@ -147,13 +160,14 @@ static void apply_template(tfm_tokenizer *t, const cJSON *root)
 
 /* bos/eos/add_* from the configs in `dir` (later sources win: generation_config, config,
  * tokenizer_config). */
-void tok_apply_hf_configs(tfm_tokenizer *t, const char *dir)
+tfm_status tok_apply_hf_configs(tfm_tokenizer *t, const char *dir)
 {
-    cJSON *gen = read_json(dir, "generation_config.json");
-    cJSON *cfg = read_json(dir, "config.json");
-    cJSON *tcfg = read_json(dir, "tokenizer_config.json");
+    cJSON *gen = NULL, *cfg = NULL, *tcfg = NULL;
+    tfm_status st = read_json(dir, "generation_config.json", &gen);
+    if (st == TFM_OK) st = read_json(dir, "config.json", &cfg);
+    if (st == TFM_OK) st = read_json(dir, "tokenizer_config.json", &tcfg);
     const cJSON *srcs[2] = {gen, cfg};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2 && st == TFM_OK; k++) {
         int32_t id;
         if ((id = id_from_config(t, get(srcs[k], "bos_token_id"))) >= 0) t->bos = id;
         if ((id = id_from_config(t, get(srcs[k], "eos_token_id"))) >= 0) t->eos = id;
@@ -168,9 +182,13 @@ void tok_apply_hf_configs(tfm_tokenizer *t, const char *dir)
     cJSON_Delete(gen);
     cJSON_Delete(cfg);
     cJSON_Delete(tcfg);
+    return st;
 }
 
-/* Reads merges given as "left right" strings or as ["left", "right"] pairs. */
+/* Reads merges given as "left right" strings or as ["left", "right"] pairs. As Hugging Face
+ * tokenizers does, both sides and their concatenation must be in the vocabulary (it fails with
+ * MergeTokenOutOfVocabulary otherwise) and a string needs a space between two pieces; a string
+ * starting with "#version" (a merges.txt header) is skipped without taking a rank. */
 static tfm_status load_merges(tfm_tokenizer *t, const cJSON *merges, const char *label)
 {
     int n = cJSON_GetArraySize(merges);
@@ -178,46 +196,96 @@ static tfm_status load_merges(tfm_tokenizer *t, const cJSON *merges, const char 
         return tfm_error(TFM_E_OOM, "%s: out of memory for %d merges", label, n);
     char *buf = NULL;
     size_t cap = 0;
-    int rank = 0;
+    int rank = 0, index = -1;
+    tfm_status st = TFM_OK;
     const cJSON *m;
     cJSON_ArrayForEach(m, merges) {
-        const char *a, *b;
-        size_t la, lb;
+        int32_t ids[3];
+        const char *why = NULL, *a = NULL, *b = NULL;
+        index++;
         if (cJSON_IsString(m)) {
-            const char *s = m->valuestring, *sp = strchr(s + (s[0] ? 1 : 0), ' ');
-            if (!sp) {
-                rank++;
-                continue;
-            }
-            a = s, la = (size_t)(sp - s), b = sp + 1, lb = strlen(sp + 1);
+            a = m->valuestring;
+            if (strncmp(a, "#version", 8) == 0) continue;
+            st = tok_merge_split(t, a, strlen(a), &buf, &cap, ids, &why);
         } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(m->child) &&
                    cJSON_IsString(m->child->next)) {
-            a = m->child->valuestring, la = strlen(a), b = m->child->next->valuestring, lb = strlen(b);
-        } else {
-            free(buf);
-            return tfm_error(TFM_E_FORMAT, "%s: model.merges[%d] is neither \"a b\" nor [\"a\", \"b\"]", label, rank);
-        }
-        int32_t l = tok_map_find(&t->ids, a, la), r = tok_map_find(&t->ids, b, lb);
-        if (la == 0 || lb == 0) { /* an empty side merges nothing */
-            rank++;
-            continue;
-        }
-        if (la + lb > cap) {
-            cap = (la + lb) * 2;
-            char *p = realloc(buf, cap);
-            if (!p) {
-                free(buf);
-                return tfm_error(TFM_E_OOM, "%s: out of memory", label);
+            a = m->child->valuestring, b = m->child->next->valuestring;
+            st = tok_merge_lookup(t, a, strlen(a), b, strlen(b), &buf, &cap, ids);
+            if (st == TFM_OK && ids[2] < 0) {
+                st = TFM_E_FORMAT;
+                why = ids[0] < 0 || ids[1] < 0 ? "names a piece that is not in the vocabulary"
+                                               : "merges into a piece that is not in the vocabulary";
             }
-            buf = p;
+        } else {
+            st = tfm_error(TFM_E_FORMAT, "%s: model.merges[%d] is neither \"a b\" nor [\"a\", \"b\"]", label, index);
+            break;
         }
-        memcpy(buf, a, la);
-        memcpy(buf + la, b, lb);
-        int32_t merged = tok_map_find(&t->ids, buf, la + lb);
-        if (l >= 0 && r >= 0 && merged >= 0) tok_pairmap_insert(&t->merges, l, r, rank, merged);
-        rank++;
+        if (st == TFM_E_OOM) {
+            st = tfm_error(st, "%s: out of memory", label);
+            break;
+        }
+        if (st != TFM_OK) {
+            char qa[96], qb[64];
+            tok_quote(a, strlen(a), qa, sizeof qa);
+            if (b)
+                st = tfm_error(st, "%s: model.merges[%d] [\"%s\", \"%s\"] %s", label, index, qa,
+                               tok_quote(b, strlen(b), qb, sizeof qb), why);
+            else
+                st = tfm_error(st, "%s: model.merges[%d] \"%s\" %s", label, index, qa, why);
+            break;
+        }
+        tok_pairmap_insert(&t->merges, ids[0], ids[1], rank++, ids[2]);
     }
     free(buf);
+    return st;
+}
+
+/* The members of a component that may be a Sequence (all of them, or `o` itself), for checks. */
+#define FOR_EACH_MEMBER(it, o, list_key)                                                                   \
+    for (const cJSON *seq_ = is_type(o, "Sequence") ? get(o, list_key) : NULL,                            \
+                     *it = seq_ ? seq_->child : (o && !cJSON_IsNull(o) ? o : NULL);                        \
+         it; it = seq_ ? it->next : NULL)
+
+/* A Replace normalizer or decoder: SentencePiece-style files use Replace(String " ", "▁") to escape
+ * spaces and Replace(String "▁", " ") to undo it; other replacements are not implemented. A Regex
+ * pattern that does not compile is malformed (as HF refuses it), one that compiles unsupported. */
+static tfm_status check_replace(const cJSON *rep, const char *from, const char *to, const char *where,
+                                const char *label)
+{
+    const cJSON *pat = get(rep, "pattern");
+    const char *str = get_str(pat, "String"), *re = get_str(pat, "Regex"), *content = get_str(rep, "content");
+    if (re) {
+        char what[48];
+        snprintf(what, sizeof what, "%s Replace", where);
+        tfm_status st = tok_regex_check(re, strlen(re), label, what);
+        if (st != TFM_OK) return st;
+    }
+    if ((!str && !re) || !content)
+        return tfm_error(TFM_E_FORMAT, "%s: %s Replace needs a pattern (String or Regex) and a content string", label,
+                         where);
+    if (!str || strcmp(str, from) != 0 || strcmp(content, to) != 0) {
+        char qs[48], qc[48];
+        return tfm_error(TFM_E_UNSUPPORTED, "%s: %s Replace of %s%s%s by \"%s\" is not supported (only \"%s\" by \"%s\")",
+                         label, where, str ? "\"" : "a regex", str ? tok_quote(str, strlen(str), qs, sizeof qs) : "",
+                         str ? "\"" : "", tok_quote(content, strlen(content), qc, sizeof qc), from, to);
+    }
+    return TFM_OK;
+}
+
+/* A Metaspace pre-tokenizer or decoder. HF reads `replacement` into one character (a Rust char), so
+ * anything else is malformed; a character other than U+2581 is not implemented. Absent means U+2581. */
+static tfm_status check_metaspace(const cJSON *ms, const char *where, const char *label)
+{
+    const cJSON *r = get(ms, "replacement");
+    if (!r) return TFM_OK;
+    char q[48];
+    size_t n = cJSON_IsString(r) ? strlen(r->valuestring) : 0;
+    if (!cJSON_IsString(r) || n == 0 || tok_utf8_valid_len(r->valuestring, n) != n)
+        return tfm_error(TFM_E_FORMAT, "%s: %s Metaspace replacement %s%s%s is not one character", label, where,
+                         n ? "\"" : "", n ? tok_quote(r->valuestring, n, q, sizeof q) : "(not a string)", n ? "\"" : "");
+    if (strcmp(r->valuestring, "\xE2\x96\x81") != 0)
+        return tfm_error(TFM_E_UNSUPPORTED, "%s: %s Metaspace replacement \"%s\" is not supported (U+2581)", label,
+                         where, tok_quote(r->valuestring, n, q, sizeof q));
     return TFM_OK;
 }
 
@@ -226,11 +294,29 @@ static tfm_status spm_options(tfm_tokenizer *t, const cJSON *root, const char *l
 {
     static const char *const norm_ok[] = {"Prepend", "Replace", NULL};
     static const char *const pre_ok[] = {"Metaspace", NULL};
-    const cJSON *norm = get(root, "normalizer"), *pre = get(root, "pre_tokenizer");
+    static const char *const dec_ok[] = {"Replace", "ByteFallback", "Fuse", "Strip", "Metaspace", NULL};
+    const cJSON *norm = get(root, "normalizer"), *pre = get(root, "pre_tokenizer"), *dec = get(root, "decoder");
     const char *bad = first_unsupported(norm, "normalizers", norm_ok);
     if (bad) return tfm_error(TFM_E_UNSUPPORTED, "%s: normalizer \"%s\" is not supported (Prepend, Replace)", label, bad);
     bad = first_unsupported(pre, "pretokenizers", pre_ok);
     if (bad) return tfm_error(TFM_E_UNSUPPORTED, "%s: pre_tokenizer \"%s\" is not supported here (Metaspace)", label, bad);
+    bad = first_unsupported(dec, "decoders", dec_ok);
+    if (bad)
+        return tfm_error(TFM_E_UNSUPPORTED,
+                         "%s: decoder \"%s\" is not supported here (Replace, ByteFallback, Fuse, Strip, Metaspace)", label,
+                         bad);
+    tfm_status st = TFM_OK;
+    FOR_EACH_MEMBER(it, norm, "normalizers") {
+        if (st == TFM_OK && is_type(it, "Replace")) st = check_replace(it, " ", "\xE2\x96\x81", "normalizer", label);
+    }
+    FOR_EACH_MEMBER(it, pre, "pretokenizers") {
+        if (st == TFM_OK && is_type(it, "Metaspace")) st = check_metaspace(it, "pre_tokenizer", label);
+    }
+    FOR_EACH_MEMBER(it, dec, "decoders") {
+        if (st == TFM_OK && is_type(it, "Replace")) st = check_replace(it, "\xE2\x96\x81", " ", "decoder", label);
+        if (st == TFM_OK && is_type(it, "Metaspace")) st = check_metaspace(it, "decoder", label);
+    }
+    if (st != TFM_OK) return st;
     t->norm.add_dummy_prefix = 0;
     const cJSON *prepend = find_in_sequence(norm, "normalizers", "Prepend");
     if (prepend) {
@@ -258,12 +344,17 @@ static tfm_status spm_options(tfm_tokenizer *t, const cJSON *root, const char *l
 static tfm_status bytelevel_options(tfm_tokenizer *t, const cJSON *root, const char *label)
 {
     static const char *const pre_ok[] = {"Split", "ByteLevel", NULL};
+    static const char *const dec_ok[] = {"ByteLevel", NULL};
     const cJSON *pre = get(root, "pre_tokenizer"), *norm = get(root, "normalizer");
     if (norm && !cJSON_IsNull(norm))
         return tfm_error(TFM_E_UNSUPPORTED, "%s: normalizer \"%s\" with a byte-level BPE is not supported", label,
                          get_str(norm, "type") ? get_str(norm, "type") : "?");
     const char *bad = first_unsupported(pre, "pretokenizers", pre_ok);
     if (bad) return tfm_error(TFM_E_UNSUPPORTED, "%s: pre_tokenizer \"%s\" is not supported (Split, ByteLevel)", label, bad);
+    bad = first_unsupported(get(root, "decoder"), "decoders", dec_ok);
+    if (bad)
+        return tfm_error(TFM_E_UNSUPPORTED, "%s: decoder \"%s\" with a byte-level BPE is not supported (ByteLevel)", label,
+                         bad);
     const cJSON *split = find_in_sequence(pre, "pretokenizers", "Split");
     const cJSON *bl = find_in_sequence(pre, "pretokenizers", "ByteLevel");
     if (get_bool(bl, "add_prefix_space", 0))
@@ -278,6 +369,27 @@ static tfm_status bytelevel_options(tfm_tokenizer *t, const cJSON *root, const c
     }
     if (bl && get_bool(bl, "use_regex", 1)) return tok_pretok_compile(t, k_gpt2_pattern, strlen(k_gpt2_pattern), label);
     return TFM_OK;
+}
+
+/* After a merge was refused: we keep one text per id, so a model.vocab entry whose id also belongs to
+ * another text (a second vocab entry with the same id, or an added token) is no piece of ours, and a
+ * merge naming it fails. Hugging Face keeps both (it warns and gives the added token another id), so
+ * the message says when that is the likely cause. */
+static void hint_lost_pieces(const tfm_tokenizer *t, const cJSON *vocab)
+{
+    const cJSON *it, *first = NULL;
+    int n_lost = 0;
+    cJSON_ArrayForEach(it, vocab) {
+        if (strcmp(tok_piece_ptr(t, json_id(it)), it->string) != 0 && n_lost++ == 0) first = it;
+    }
+    if (!first) return;
+    int32_t id = json_id(first);
+    char msg[1024], qa[48], qb[48];
+    snprintf(msg, sizeof msg, "%s (in %d model.vocab entr%s the id also belongs to another text, e.g. \"%s\" and "
+             "\"%s\" both have id %d; libtfm keeps one text per id)", tfm_last_error(), n_lost,
+             n_lost == 1 ? "y" : "ies", tok_quote(first->string, strlen(first->string), qa, sizeof qa),
+             tok_quote(tok_piece_ptr(t, id), t->length[id], qb, sizeof qb), (int)id);
+    tfm_error(TFM_E_FORMAT, "%s", msg);
 }
 
 static tfm_status build(const cJSON *root, const char *label, const char *config_dir, tfm_tokenizer **out)
@@ -349,7 +461,8 @@ static tfm_status build(const cJSON *root, const char *label, const char *config
     free(text);
     free(type);
     if (st == TFM_OK) st = tok_finish(t, label);
-    if (st == TFM_OK && merges) st = load_merges(t, merges, label);
+    if (st == TFM_OK && merges && (st = load_merges(t, merges, label)) == TFM_E_FORMAT)
+        hint_lost_pieces(t, vocab);
     if (st != TFM_OK) goto fail;
     t->byte_fallback = byte_fallback;
     t->hf_fuse_unk = get_bool(model, "fuse_unk", 0);
@@ -372,7 +485,7 @@ static tfm_status build(const cJSON *root, const char *label, const char *config
     t->eos = id_of_text(t, bytelevel ? "<|end_of_text|>" : "</s>");
     t->add_bos = t->add_eos = 0;
     apply_template(t, root);
-    tok_apply_hf_configs(t, config_dir);
+    if ((st = tok_apply_hf_configs(t, config_dir)) != TFM_OK) goto fail;
     *out = t;
     return TFM_OK;
 fail:
@@ -384,6 +497,19 @@ tfm_status tok_load_hf_json(const char *data, size_t size, const char *label, co
                             tfm_tokenizer **out)
 {
     *out = NULL;
+    /* JSON text is UTF-8 (RFC 8259); HF reads the file into a Rust String, which refuses anything
+     * else, and cJSON would pass malformed bytes through into pieces and names. */
+    for (size_t i = 0; i < size;) {
+        size_t used;
+        if ((unsigned char)data[i] < 0x80) {
+            i++;
+        } else if (tok_utf8_check((const unsigned char *)data + i, size - i, &used, NULL) == TOK_UTF8_VALID) {
+            i += used;
+        } else {
+            return tfm_error(TFM_E_FORMAT, "%s: not valid UTF-8 at byte %zu (byte 0x%02X); JSON text must be UTF-8",
+                             label, i, (unsigned char)data[i]);
+        }
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(data, size, &end, 0);
     if (!root) {

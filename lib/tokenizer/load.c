@@ -120,7 +120,10 @@ tfm_status tfm_tokenizer_from_hf_dir(const char *dir, tfm_tokenizer **out)
     } else {
         snprintf(path, n, "%s/tokenizer.model", dir);
         if (stat(path, &sb) == 0) st = load_file(path, dir, out);
-        if (st == TFM_OK && *out) tok_apply_hf_configs(*out, dir); /* e.g. Llama-2's add_bos_token */
+        if (st == TFM_OK && *out && (st = tok_apply_hf_configs(*out, dir)) != TFM_OK) { /* e.g. Llama-2's add_bos_token */
+            tfm_tokenizer_free(*out);
+            *out = NULL;
+        }
     }
     free(path);
     return st;

@@ -12,6 +12,7 @@
  *                   5 escape_whitespaces (the three default to true)
  * Unknown fields are skipped, as protobuf requires.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,6 +176,70 @@ static tfm_status parse_piece(pb r, const uint8_t *base, pb *piece, float *score
     return TFM_OK;
 }
 
+/* What the sentencepiece library checks when it loads a model (ModelInterface::InitializePieces),
+ * so that a model it refuses is refused here too:
+ *   - a piece's text is unique among the NORMAL, USER_DEFINED and UNUSED pieces, and among the
+ *     UNKNOWN, CONTROL and BYTE pieces (the same text may be in both groups: the reference keeps the
+ *     two groups in two maps and accepts that);
+ *   - at most one UNKNOWN piece (none is refused later);
+ *   - BYTE pieces are named exactly <0x00> .. <0xFF> (upper-case hex, as the reference writes and
+ *     reads them), exist only with byte_fallback, and byte_fallback needs all 256 of them. */
+static int is_reserved(uint8_t type)
+{
+    return type == TOK_TYPE_UNKNOWN || type == TOK_TYPE_CONTROL || type == TOK_TYPE_BYTE;
+}
+
+static tfm_status check_pieces(const tfm_tokenizer *t, int byte_fallback, const char *label)
+{
+    char q[64];
+    tok_map group[2];
+    for (int g = 0; g < 2; g++)
+        if (tok_map_init(&group[g], (size_t)t->n_vocab, t->text, t->offset, t->length) != TFM_OK) {
+            if (g) tok_map_free(&group[0]);
+            return tfm_error(TFM_E_OOM, "%s: out of memory", label);
+        }
+    tfm_status st = TFM_OK;
+    int32_t unk = -1, n_bytes = 0;
+    uint8_t seen[256] = {0};
+    for (int32_t i = 0; i < t->n_vocab && st == TFM_OK; i++) {
+        uint8_t ty = t->type[i];
+        const char *p = tok_piece_ptr(t, i);
+        size_t n = t->length[i];
+        int g = is_reserved(ty);
+        if (!tok_map_insert(&group[g], i)) {
+            int32_t j = tok_map_find(&group[g], p, n);
+            st = tfm_error(TFM_E_FORMAT, "%s: piece %d \"%s\" is defined twice (also piece %d)", label, (int)i,
+                           tok_quote(p, n, q, sizeof q), (int)j);
+        } else if (ty == TOK_TYPE_UNKNOWN && unk >= 0) {
+            st = tfm_error(TFM_E_FORMAT, "%s: pieces %d and %d are both the unknown piece (type 2)", label, (int)unk,
+                           (int)i);
+        } else if (ty == TOK_TYPE_UNKNOWN) {
+            unk = i;
+        } else if (ty == TOK_TYPE_BYTE) {
+            int b = tok_piece_byte(p, n);
+            char canon[12];
+            if (b >= 0) snprintf(canon, sizeof canon, "<0x%02X>", (unsigned char)b);
+            if (b < 0 || memcmp(canon, p, 6) != 0)
+                st = tfm_error(TFM_E_FORMAT, "%s: byte piece %d \"%s\" is not named <0x00> .. <0xFF>", label, (int)i,
+                               tok_quote(p, n, q, sizeof q));
+            else if (!byte_fallback)
+                st = tfm_error(TFM_E_FORMAT, "%s: byte piece %d \"%s\" in a model without byte_fallback", label,
+                               (int)i, canon);
+            else
+                seen[b] = 1, n_bytes++;
+        }
+    }
+    tok_map_free(&group[0]);
+    tok_map_free(&group[1]);
+    if (st == TFM_OK && byte_fallback && n_bytes < 256) {
+        int missing = 0;
+        while (seen[missing]) missing++;
+        st = tfm_error(TFM_E_FORMAT, "%s: byte_fallback is on but only %d of the 256 byte pieces are present "
+                       "(<0x%02X> is missing)", label, (int)n_bytes, missing);
+    }
+    return st;
+}
+
 static int32_t find_piece(const tfm_tokenizer *t, const pb *s, const char *dflt, uint8_t want_type)
 {
     int32_t id = s->p ? tok_map_find(&t->ids, (const char *)s->p, (size_t)(s->end - s->p))
@@ -243,6 +308,7 @@ tfm_status tok_load_spm_model(const void *data, size_t size, const char *label, 
         }
     }
     if (st == TFM_OK) st = tok_finish(t, label);
+    if (st == TFM_OK) st = check_pieces(t, spec.byte_fallback, label);
     if (st != TFM_OK) goto fail;
 
     t->byte_fallback = spec.byte_fallback;

@@ -86,6 +86,7 @@ struct tfm_tokenizer {
     /* Byte-level BPE */
     tok_pairmap merges;          /* (left id, right id) -> (rank, merged id) */
     void *pretok;                /* pcre2_code* of the Split pre-tokenizer, NULL = none */
+    void *pretok_match_ctx;      /* its pcre2_match_context* (the match limits), read-only */
     int ignore_merges;           /* a whole pre-token found in the vocabulary wins (Llama-3) */
     int hf_spm_strip_first_space;/* HF decoder Strip(" ", 1, 0) after Replace(▁, " ") */
     int hf_metaspace_first_only; /* HF Metaspace prepend_scheme "first": dummy prefix only at start */
@@ -103,6 +104,22 @@ tfm_status tok_set_piece(tfm_tokenizer *t, int32_t id, const char *piece, size_t
 tfm_status tok_finish(tfm_tokenizer *t, const char *label);
 /* Marks `id` as a special token string matched in the input (always=1: even without PARSE_SPECIAL). */
 tfm_status tok_add_special(tfm_tokenizer *t, int32_t id, int always);
+/* `s[0..n)` made fit for an error message in `buf` (cap >= 8): valid UTF-8 kept, control characters
+ * and malformed bytes written as \xNN, cut with "..." where it does not fit. Returns buf. */
+const char *tok_quote(const char *s, size_t n, char *buf, size_t cap);
+/* The ids of pieces a and b and of their concatenation (each -1 if it is no piece); `buf`/`cap` is
+ * scratch space the call grows (TFM_E_OOM, without a message, if it cannot). */
+tfm_status tok_merge_lookup(const tfm_tokenizer *t, const char *a, size_t la, const char *b, size_t lb, char **buf,
+                            size_t *cap, int32_t ids[3]);
+/* A BPE merge written "left right" (GGUF, tokenizer.json strings). Each space after the first byte is
+ * tried as the separator, first to last, and the first split whose two sides and their concatenation
+ * are all pieces wins: in byte-level vocabularies (spaces written U+0120) and SentencePiece ones
+ * (U+2581) there is exactly one space; a piece may begin with a space, and should pieces hold
+ * spaces, a later split still finds them. TFM_OK with the three ids; TFM_E_FORMAT with *why
+ * ("has no space ...", "names a piece that is not in the vocabulary" ...), no message recorded;
+ * TFM_E_OOM. */
+tfm_status tok_merge_split(const tfm_tokenizer *t, const char *m, size_t n, char **buf, size_t *cap, int32_t ids[3],
+                           const char **why);
 /* Parses "<0xNN>"; -1 if the piece is not of that form. */
 int tok_piece_byte(const char *piece, size_t len);
 
@@ -133,8 +150,12 @@ tfm_status tok_encode_fragment(const tfm_tokenizer *t, const char *s, size_t len
 /* ---- byte-level helpers ---- */
 /* The UTF-8 text (2 or 3 bytes... at most 4) GPT-2's byte-to-unicode map gives byte b; returns length. */
 int tok_bytelevel_char(unsigned b, char out[4]);
-/* Compiles the Split pre-tokenizer regex (PCRE2, UTF + UCP, JIT when available). */
+/* Compiles the Split pre-tokenizer regex (PCRE2, UTF + UCP, JIT when available). A pattern that does
+ * not compile is TFM_E_FORMAT when it is malformed in any dialect (unbalanced parentheses, a reversed
+ * range ...), else TFM_E_UNSUPPORTED (a construct PCRE2 lacks); the message quotes the pattern. */
 tfm_status tok_pretok_compile(tfm_tokenizer *t, const char *pattern, size_t len, const char *label);
+/* Only checks that `pattern` compiles, with the same statuses; `what` names its role in messages. */
+tfm_status tok_regex_check(const char *pattern, size_t len, const char *label, const char *what);
 void tok_pretok_free(tfm_tokenizer *t);
 /* Splits `s` into pre-tokens (Isolated behaviour) and calls fn on each. A run of malformed UTF-8
  * bytes is a pre-token of its own. */

@@ -16,8 +16,9 @@ tfm_status tok_load_hf_json(const char *data, size_t size, const char *label, co
                             tfm_tokenizer **out);
 
 /* bos/eos and add_bos_token / add_eos_token from tokenizer_config.json, config.json and
- * generation_config.json in `dir` (missing files and keys change nothing). */
-void tok_apply_hf_configs(tfm_tokenizer *t, const char *dir);
+ * generation_config.json in `dir` (missing files and keys change nothing). TFM_E_FORMAT naming the
+ * file if one of them is present but not JSON; TFM_E_IO / TFM_E_OOM if it cannot be read. */
+tfm_status tok_apply_hf_configs(tfm_tokenizer *t, const char *dir);
 
 /* Reads a small whole file (configs) into a NUL-terminated buffer; TFM_E_IO if absent. */
 tfm_status tok_read_small_file(const char *path, size_t max_size, char **out, size_t *size);

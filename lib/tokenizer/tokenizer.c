@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "tokenizer/tok_internal.h"
+#include "tokenizer/tok_utf8.h"
 
 tfm_status tok_alloc(tfm_tokenizer **out, tok_kind kind, tok_flavour flavour, int32_t n_vocab,
                      size_t text_bytes_hint)
@@ -79,6 +80,74 @@ int tok_piece_byte(const char *p, size_t n)
         v = v * 16 + d;
     }
     return v;
+}
+
+const char *tok_quote(const char *s, size_t n, char *buf, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0, i = 0;
+    while (i < n) {
+        size_t used = 0;
+        uint32_t cp = 0;
+        int ok = tok_utf8_check((const unsigned char *)s + i, n - i, &used, &cp) == TOK_UTF8_VALID;
+        size_t need = ok ? used : 4; /* a character, or \xNN for one malformed byte */
+        if (!ok) used = 1;
+        if (ok && cp < 0x20) need = 4;
+        if (o + need + 4 > cap) { /* room for "..." and the NUL */
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (ok && cp >= 0x20) {
+            memcpy(buf + o, s + i, used);
+            o += used;
+        } else {
+            unsigned char b = (unsigned char)s[i];
+            buf[o++] = '\\', buf[o++] = 'x', buf[o++] = hex[b >> 4], buf[o++] = hex[b & 15];
+        }
+        i += used;
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+tfm_status tok_merge_lookup(const tfm_tokenizer *t, const char *a, size_t la, const char *b, size_t lb, char **buf,
+                            size_t *cap, int32_t ids[3])
+{
+    ids[0] = tok_map_find(&t->ids, a, la);
+    ids[1] = tok_map_find(&t->ids, b, lb);
+    ids[2] = -1;
+    if (ids[0] < 0 || ids[1] < 0) return TFM_OK;
+    if (la + lb > *cap || !*buf) { /* (allocated even for two empty pieces: no NULL to memcmp) */
+        size_t ncap = (la + lb) * 2 + 16;
+        char *p = realloc(*buf, ncap);
+        if (!p) return TFM_E_OOM;
+        *buf = p;
+        *cap = ncap;
+    }
+    if (la) memcpy(*buf, a, la);
+    if (lb) memcpy(*buf + la, b, lb);
+    ids[2] = tok_map_find(&t->ids, *buf, la + lb);
+    return TFM_OK;
+}
+
+tfm_status tok_merge_split(const tfm_tokenizer *t, const char *m, size_t n, char **buf, size_t *cap, int32_t ids[3],
+                           const char **why)
+{
+    int n_spaces = 0;
+    *why = "has no space between two pieces";
+    for (size_t sp = 1; sp + 1 < n; sp++) {
+        if (m[sp] != ' ') continue;
+        tfm_status st = tok_merge_lookup(t, m, sp, m + sp + 1, n - sp - 1, buf, cap, ids);
+        if (st != TFM_OK) return st;
+        if (ids[2] >= 0) return TFM_OK;
+        if (n_spaces++ == 0)
+            *why = ids[0] < 0 || ids[1] < 0 ? "names a piece that is not in the vocabulary"
+                                            : "merges into a piece that is not in the vocabulary";
+        else
+            *why = "is not two pieces of the vocabulary separated by a space";
+    }
+    return TFM_E_FORMAT;
 }
 
 tfm_status tok_add_special(tfm_tokenizer *t, int32_t id, int always)

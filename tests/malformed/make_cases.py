@@ -43,16 +43,7 @@ OUT = None
 
 # Cases that fail because of a bug in code this suite does not own, reported to its owner; each is
 # checked by the malformed-reported test until the fix lands (then remove it from this list).
-REPORTED = {
-    "gguf-scores-as-strings", "gguf-gpt2-without-merges", "gguf-gpt2-merge-without-space",
-    "gguf-gpt2-merge-unknown-token", "gguf-gpt2-merge-result-unknown",   # lib/tokenizer/gguf_vocab.c
-    "spm-duplicate-piece", "spm-two-unknown-pieces", "spm-byte-fallback-without-bytes", "spm-byte-piece-twice",
-    "spm-byte-piece-malformed-name",                                     # lib/tokenizer/spm_model_file.c
-    "json-vocab-key-invalid-utf8", "json-merge-without-space", "json-merge-three-parts",
-    "json-merge-unknown-token", "json-merge-result-not-in-vocab", "json-decoder-unknown",
-    "json-replace-pattern-regex-invalid", "json-metaspace-replacement-two-chars",
-    "json-config-invalid-json", "json-split-regex-backtracking",         # lib/tokenizer/hf_json.c, pretokenize.c
-}
+REPORTED = set()
 
 
 def case(name, kind, path, expected, needles=()):
