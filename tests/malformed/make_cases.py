@@ -4,14 +4,12 @@ public API must return.
 
     make_cases.py OUT_DIR
 
-OUT_DIR/cases.tsv has one line per case:  name  kind  path  expected  needles  reported
+OUT_DIR/cases.tsv has one line per case:  name  kind  path  expected  needles
     kind      model (tfm_model_load), mem (tfm_model_load_from_memory of the file's bytes),
               tok (tfm_tokenizer_load)
     expected  one status name (OK, E_FORMAT, ...) or alternatives joined by '|' where the contract
               leaves the choice open (e.g. E_FORMAT|E_UNSUPPORTED for an unknown dtype name)
     needles   words the error message must contain, joined by '|' ('-' for none)
-    reported  'reported' for a case that fails because of a bug reported to the code's owner (the
-              suite runs these as a separate test, malformed-reported, until the fix lands), else '-'
 
 The corpus extends tests/format (GGUF structure) and tests/hf (HF directories) rather than repeating
 them: non-finite weights, bad UTF-8 in keys, names and vocabularies, out-of-range and non-finite
@@ -41,14 +39,8 @@ CASES = []
 OUT = None
 
 
-# Cases that fail because of a bug in code this suite does not own, reported to its owner; each is
-# checked by the malformed-reported test until the fix lands (then remove it from this list).
-REPORTED = set()
-
-
 def case(name, kind, path, expected, needles=()):
-    CASES.append((name, kind, path, expected, "|".join(needles) if needles else "-",
-                  "reported" if name in REPORTED else "-"))
+    CASES.append((name, kind, path, expected, "|".join(needles) if needles else "-"))
 
 
 def write(rel, data):

@@ -1,10 +1,8 @@
 /*
  * malformed_check.c — runs the malformed-file corpus (make_cases.py) through the public API.
  *
- *     malformed_check CASE_DIR [--reported | --not-reported] [NAME_SUBSTRING]
+ *     malformed_check CASE_DIR [NAME_SUBSTRING]
  *
- * --reported runs only the cases marked 'reported' (failing because of a bug reported to the code's
- * owner), --not-reported all others.
  * For each line of CASE_DIR/cases.tsv (name, kind, path, expected statuses, message needles) it loads
  * the file with tfm_model_load / tfm_model_load_from_memory / tfm_tokenizer_load and checks:
  *   - the status is one of the expected ones;
@@ -182,7 +180,7 @@ static int run_case(const char *dir, const char *kind, const char *rel, const ch
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s CASE_DIR [--reported | --not-reported] [NAME_SUBSTRING]\n", argv[0]);
+        fprintf(stderr, "usage: %s CASE_DIR [NAME_SUBSTRING]\n", argv[0]);
         return 2;
     }
     char list_path[2048];
@@ -192,13 +190,7 @@ int main(int argc, char **argv)
         perror(list_path);
         return 2;
     }
-    int only = 0; /* 1: reported cases only, 2: the others */
-    const char *filter = NULL;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--reported")) only = 1;
-        else if (!strcmp(argv[i], "--not-reported")) only = 2;
-        else filter = argv[i];
-    }
+    const char *filter = argc > 2 ? argv[2] : NULL;
     int passed = 0, failed = 0;
     char line[4096];
     while (fgets(line, sizeof line, f)) {
@@ -206,10 +198,8 @@ int main(int argc, char **argv)
         char *save = NULL;
         char *name = strtok_r(line, "\t", &save), *kind = strtok_r(NULL, "\t", &save);
         char *rel = strtok_r(NULL, "\t", &save), *expected = strtok_r(NULL, "\t", &save);
-        char *needles = strtok_r(NULL, "\t", &save), *reported = strtok_r(NULL, "\t", &save);
-        if (!name || !kind || !rel || !expected || !needles || !reported) continue;
-        int is_reported = strcmp(reported, "reported") == 0;
-        if ((only == 1 && !is_reported) || (only == 2 && is_reported)) continue;
+        char *needles = strtok_r(NULL, "\t", &save);
+        if (!name || !kind || !rel || !expected || !needles) continue;
         if (filter && !strstr(name, filter)) continue;
         fflush(stdout);
         pid_t pid = fork();
