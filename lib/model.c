@@ -241,6 +241,16 @@ static int takes_every_dtype(tfm_model *m, const tfm_model_source *src) {
     return 1;
 }
 
+static tfm_status start_backend(tfm_model *m, const char *name, const tfm_backend_init_params *bp) {
+    const tfm_backend_ops *ops;
+    tfm_status st = tfm_backend_select(name, &ops);
+    if (st) return st;
+    if ((st = ops->init(bp, tfm_backend_host_services(), &m->be)))
+        return tfm_error(st, "backend %s failed to start: %s", ops->name, tfm_last_error());
+    m->ops = ops;
+    return TFM_OK;
+}
+
 static tfm_status build_model(tfm_model *m, const tfm_model_params *p, const char *label) {
     tfm_model_source *src = &m->src;
     tfm_status st;
@@ -258,23 +268,17 @@ static tfm_status build_model(tfm_model *m, const tfm_model_params *p, const cha
     m->tied_embeddings = src->output.data == NULL;
     m->weight_dtype = src->layers[TFM_L_WQ].dtype;
 
-    const tfm_backend_ops *ops;
-    if ((st = tfm_backend_select(p->backend, &ops))) return st;
     tfm_backend_init_params bp = {p->n_threads, p->device};
-    if ((st = ops->init(&bp, tfm_backend_host_services(), &m->be)))
-        return tfm_error(st, "backend %s failed to start: %s", ops->name, tfm_last_error());
-    m->ops = ops;
-    if (is_auto(p->backend) && strcmp(ops->name, "cpu") != 0 && !takes_every_dtype(m, src)) {
+    if ((st = start_backend(m, p->backend, &bp))) return st;
+    if (is_auto(p->backend) && strcmp(m->ops->name, "cpu") != 0 && !takes_every_dtype(m, src)) {
         /* e.g. cuda with a quantised file: "auto" means the best backend that can run the model. */
-        tfm_log(TFM_LOG_INFO, "backend %s cannot hold this model's weights; using cpu", ops->name);
-        ops->destroy(m->be);
+        tfm_log(TFM_LOG_INFO, "backend %s cannot hold this model's weights; using cpu", m->ops->name);
+        m->ops->destroy(m->be);
         m->be = NULL;
         m->ops = NULL;
-        if ((st = tfm_backend_select("cpu", &ops))) return st;
-        if ((st = ops->init(&bp, tfm_backend_host_services(), &m->be)))
-            return tfm_error(st, "backend %s failed to start: %s", ops->name, tfm_last_error());
-        m->ops = ops;
+        if ((st = start_backend(m, "cpu", &bp))) return st;
     }
+    const tfm_backend_ops *ops = m->ops;
 
     m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
     if (!m->layers) return tfm_error(TFM_E_OOM, "out of memory");
