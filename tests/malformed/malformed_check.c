@@ -25,7 +25,7 @@
 static const char *status_names[] = {"OK", "E_INVALID_ARGUMENT", "E_IO", "E_FORMAT", "E_UNSUPPORTED", "E_OOM",
                                      "E_CONTEXT_FULL", "E_BACKEND", "E_ABORTED", "E_STATE", "E_BUFFER_TOO_SMALL",
                                      "E_INTERNAL"};
-static char problem[1024];
+static char problem[4096];
 
 static const char *sname(tfm_status s)
 {
