@@ -52,6 +52,20 @@ static tfm_status read_session_params(const tfm_session_params *in, const tfm_mo
     return TFM_OK;
 }
 
+/* Counts `n` bytes against the model's memory limit (sessions may be created on several threads at
+ * once). Returns 0, counting nothing, when that would pass the limit; *in_use gets the bytes counted
+ * before. release_bytes gives them back. */
+static int reserve_bytes(tfm_model *m, size_t n, size_t *in_use) {
+    *in_use = __atomic_fetch_add(&m->session_bytes, n, __ATOMIC_RELAXED);
+    if (m->memory_limit && *in_use + n > m->memory_limit) {
+        __atomic_fetch_sub(&m->session_bytes, n, __ATOMIC_RELAXED);
+        return 0;
+    }
+    return 1;
+}
+
+static void release_bytes(tfm_model *m, size_t n) { __atomic_fetch_sub(&m->session_bytes, n, __ATOMIC_RELAXED); }
+
 /* Everything a session allocates: what the memory limit is checked against. */
 static size_t session_bytes(const tfm_model *m, const tfm_session_params *p) {
     size_t logits_rows = p->logits_all ? (size_t)p->n_batch : 1;
@@ -70,12 +84,10 @@ TFM_API tfm_status tfm_session_create(const tfm_model *m, const tfm_session_para
     if (st) return st;
 
     size_t need = session_bytes(m, &p);
-    /* Reserve the bytes against the model's limit before allocating (sessions may be created on
-     * several threads at once); tfm_session_free gives them back. */
+    /* Reserved before allocating; tfm_session_free gives the bytes back. */
     tfm_model *mm = (tfm_model *)m;
-    size_t before = __atomic_fetch_add(&mm->session_bytes, need, __ATOMIC_RELAXED);
-    if (m->memory_limit && before + need > m->memory_limit) {
-        __atomic_fetch_sub(&mm->session_bytes, need, __ATOMIC_RELAXED);
+    size_t before;
+    if (!reserve_bytes(mm, need, &before)) {
         return tfm_error(TFM_E_OOM, "a session with n_ctx %d and n_batch %d needs %zu bytes; with %zu bytes used "
                          "by other sessions that exceeds the memory limit of %zu bytes", p.n_ctx, p.n_batch, need,
                          before, m->memory_limit);
@@ -84,7 +96,7 @@ TFM_API tfm_status tfm_session_create(const tfm_model *m, const tfm_session_para
         size_t free_bytes = 0, total = 0;
         m->ops->mem_info(m->be, &free_bytes, &total);
         if (free_bytes && need > free_bytes) {
-            __atomic_fetch_sub(&mm->session_bytes, need, __ATOMIC_RELAXED);
+            release_bytes(mm, need);
             return tfm_error(TFM_E_OOM, "a session with n_ctx %d needs %zu bytes of %s memory; %zu are free",
                              p.n_ctx, need, m->ops->name, free_bytes);
         }
@@ -92,7 +104,7 @@ TFM_API tfm_status tfm_session_create(const tfm_model *m, const tfm_session_para
 
     tfm_session *s = calloc(1, sizeof *s);
     if (!s) {
-        __atomic_fetch_sub(&mm->session_bytes, need, __ATOMIC_RELAXED);
+        release_bytes(mm, need);
         return tfm_error(TFM_E_OOM, "out of memory");
     }
     s->model = m;
@@ -115,7 +127,7 @@ TFM_API tfm_status tfm_session_create(const tfm_model *m, const tfm_session_para
 
 TFM_API void tfm_session_free(tfm_session *s) {
     if (!s) return;
-    __atomic_fetch_sub(&((tfm_model *)s->model)->session_bytes, s->reserved_bytes, __ATOMIC_RELAXED);
+    release_bytes((tfm_model *)s->model, s->reserved_bytes);
     tfm_run_state_free(&s->rs, s->model);
     free(s->tokens);
     free(s->logits);
@@ -131,15 +143,13 @@ static tfm_status reserve_logits(tfm_session *s, size_t rows) {
     /* The growth counts against the model's memory limit like the session's first allocation. */
     size_t extra = (rows - s->logits_capacity) * n_vocab * sizeof(float);
     tfm_model *m = (tfm_model *)s->model;
-    size_t before = __atomic_fetch_add(&m->session_bytes, extra, __ATOMIC_RELAXED);
-    if (m->memory_limit && before + extra > m->memory_limit) {
-        __atomic_fetch_sub(&m->session_bytes, extra, __ATOMIC_RELAXED);
+    size_t before;
+    if (!reserve_bytes(m, extra, &before))
         return tfm_error(TFM_E_OOM, "keeping the logits of %zu positions needs %zu more bytes, beyond the memory "
                          "limit of %zu bytes (%zu in use)", rows, extra, m->memory_limit, before);
-    }
     float *grown = realloc(s->logits, rows * n_vocab * sizeof(float));
     if (!grown) {
-        __atomic_fetch_sub(&m->session_bytes, extra, __ATOMIC_RELAXED);
+        release_bytes(m, extra);
         return tfm_error(TFM_E_OOM, "cannot allocate logits for %zu positions", rows);
     }
     s->logits = grown;
