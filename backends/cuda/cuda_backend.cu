@@ -7,7 +7,8 @@
  * bf16 because batched GEMMs round their f32 activations to the weight type, and f16 keeps 3 more
  * bits. TFM_CUDA_WEIGHT_DTYPE=f16|bf16|f32 forces one type for every matrix. Activations are f32.
  * Environment knobs (for measurements): TFM_CUDA_PDL=0, TFM_CUDA_GRAPHS=0, TFM_CUDA_FUSE=0,
- * TFM_CUDA_PREFETCH=<bytes>, TFM_CUDA_MATVEC=<variant>, TFM_CUDA_MVX=<0|1>, TFM_CUDA_ATTN_SPLITS=<n>.
+ * TFM_CUDA_PREFETCH=<bytes>, TFM_CUDA_MATVEC=<variant>, TFM_CUDA_MVX=<0|1>, TFM_CUDA_ATTN_SPLITS=<n>,
+ * TFM_CUDA_MVS=<0|8|16>, TFM_CUDA_MVS_WARPS=<n>, TFM_CUDA_MVS_INTERLEAVE=<0|1>.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -192,6 +193,7 @@ static tfm_status cuda_init(const tfm_backend_init_params *params, const tfm_bac
     INIT_TRY(cudaStreamSynchronize(be->stream));
     if ((st = tfm_cuda_attention_setup(be))) goto fail;
     if ((st = tfm_cuda_mvx_setup(be))) goto fail;
+    if ((st = tfm_cuda_mvs_setup(be))) goto fail;
     if ((st = device_alloc(be, (void **)&be->d_flag, sizeof(int), "a flag"))) goto fail;
     be->gemm16 = TFM_DTYPE_F32;
 
@@ -202,6 +204,11 @@ static tfm_status cuda_init(const tfm_backend_init_params *params, const tfm_bac
     be->matvec_variant = env_int("TFM_CUDA_MATVEC", 0);
     be->attn_splits = env_int("TFM_CUDA_ATTN_SPLITS", 0);
     be->mvx_variant = env_int("TFM_CUDA_MVX", 0);
+    be->mvs_depth = env_int("TFM_CUDA_MVS", 8);
+    if (be->mvs_depth != 0 && be->mvs_depth != 16) be->mvs_depth = 8;
+    be->mvs_warps = env_int("TFM_CUDA_MVS_WARPS", 32);
+    if (be->mvs_warps < 1 || be->mvs_warps > 32) be->mvs_warps = 32;
+    be->mvs_interleave = env_int("TFM_CUDA_MVS_INTERLEAVE", 1) != 0;
     be->weight_dtype_f32 = TFM_DTYPE_F16;
     {
         const char *wd = getenv("TFM_CUDA_WEIGHT_DTYPE");

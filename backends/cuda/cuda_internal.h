@@ -96,6 +96,10 @@ struct tfm_backend {
     int prefetch_bytes;     /* L2 prefetch per warp in the decode matvec (TFM_CUDA_PREFETCH) */
     int matvec_variant;     /* TFM_CUDA_MATVEC: rows per warp / unroll choice */
     int mvx_variant;        /* TFM_CUDA_MVX: 0 input through L1 (default), 1 input staged in shared memory */
+    int mvs_depth;          /* TFM_CUDA_MVS: loads in flight per warp in the streaming matvec (8, 16; 0 off) */
+    int mvs_smem_limit;     /* its shared memory per block at most */
+    int mvs_warps;          /* TFM_CUDA_MVS_WARPS: warps per block of the streaming matvec */
+    int mvs_interleave;     /* TFM_CUDA_MVS_INTERLEAVE: 1 = warps take every W-th row, 0 = a contiguous run */
     int attn_splits;        /* TFM_CUDA_ATTN_SPLITS: split-K blocks per head for one query (0: chosen) */
     tfm_dtype weight_dtype_f32;  /* what f32 matrices become on the device (TFM_CUDA_WEIGHT_DTYPE) */
 

@@ -34,6 +34,11 @@ typedef struct tfm_cuda_mvx_args {
 } tfm_cuda_mvx_args;
 
 tfm_status tfm_cuda_mvx_setup(tfm_backend *be);
+/* The streaming matvec (matvec_stream.cu): plain or RMSNorm input, pairs; rows of whole 512-byte loads.
+ * tfm_cuda_mvx_launch hands it the shapes it fits. */
+tfm_status tfm_cuda_mvs_setup(tfm_backend *be);
+int tfm_cuda_mvs_fits(const tfm_backend *be, tfm_dtype wtype, int cols);
+tfm_status tfm_cuda_mvs_launch(tfm_backend *be, const tfm_cuda_mvx_args *a, tfm_dtype wtype, int mode);
 tfm_status tfm_cuda_mvx_launch(tfm_backend *be, const tfm_cuda_mvx_args *a, tfm_dtype wtype, int mode);
 /* 1 when the selected matvec takes its input through L1 (no SwiGLU input mode; pairs instead). */
 int tfm_cuda_mvx_direct(const tfm_backend *be);

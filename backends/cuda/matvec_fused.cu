@@ -352,6 +352,8 @@ static cudaError_t mvx_launch_typed(tfm_backend *be, const tfm_cuda_mvx_args *a,
 }
 
 tfm_status tfm_cuda_mvx_launch(tfm_backend *be, const tfm_cuda_mvx_args *a, tfm_dtype wtype, int mode) {
+    if (tfm_cuda_mvx_direct(be) && mode != TFM_CUDA_MVX_GLU && tfm_cuda_mvs_fits(be, wtype, a->cols))
+        return tfm_cuda_mvs_launch(be, a, wtype, mode);
     cudaError_t err;
     switch (wtype) {
     case TFM_DTYPE_BF16: err = mvx_launch_typed<__nv_bfloat16>(be, a, mode); break;

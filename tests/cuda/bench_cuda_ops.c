@@ -1,13 +1,16 @@
 /* bench_cuda_ops.c — where a decode step's time goes, measured through the plugin's vtable.
  *
- *   bench_cuda_ops path/to/libtfm-cuda.so [layers=32]
+ *   bench_cuda_ops path/to/libtfm-cuda.so [layers=32] [decode]
  *
  * Loads Llama-2-7B-shaped matrices (random bf16 values, stored as the plugin chooses) and times
  * recorded steps (CUDA graphs) that contain: (1) only the 7 matrix-vector products of each layer, as
  * the core issues them; (2) a chain of 200 residual adds of 4096 floats (the cost of one small
  * kernel in a recorded step); (3) whole decode layers at position 256, and the same without
- * attention or without RoPE/KV append (the differences are their cost); then (4) each op of a
- * 2048-token prompt chunk on its own. Set TFM_CUDA_FUSE=0 etc. to compare the paths. */
+ * attention or without RoPE/KV append (the differences are their cost), then whole steps with the
+ * final norm and a 32000-row LM head, replayed back to back or each followed by the download of its
+ * logits (the host's share of a step); then (4) each op of a
+ * 2048-token prompt chunk on its own ("decode" as the third argument skips (4)). Set TFM_CUDA_FUSE=0
+ * etc. to compare the paths. */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <stdarg.h>
@@ -145,8 +148,20 @@ int main(int argc, char **argv) {
     float *dinv = ops->alloc(be, sizeof inv);
     ops->upload(be, dinv, inv, sizeof inv);
     void *kc = ops->alloc(be, (size_t)ctx * DIM * 2), *vc = ops->alloc(be, (size_t)ctx * DIM * 2);
-    const char *what[3] = {"whole layers", "without attention", "without rope/kv append"};
-    for (int variant = 0; variant < 3; variant++) {
+    /* the LM head (32000 x 4096) for whole steps */
+    const int vocab = 32000;
+    uint16_t *hsrc = malloc((size_t)vocab * DIM * 2);
+    for (size_t i = 0; i < (size_t)vocab * DIM; i++) hsrc[i] = src[i % ((size_t)FF * DIM)];
+    tfm_weight head;
+    if (ops->weight_load(be, &head, hsrc, TFM_DTYPE_BF16, vocab, DIM)) {
+        fprintf(stderr, "weight_load: %s\n", last_error);
+        return 1;
+    }
+    free(hsrc);
+    float *logits = ops->alloc(be, (size_t)vocab * 4), *host_logits = malloc((size_t)vocab * 4);
+    const char *what[5] = {"whole layers", "without attention", "without rope/kv append",
+                           "whole step (+ final norm, LM head)", "whole step, logits downloaded each step"};
+    for (int variant = 0; variant < 5; variant++) {
         double dt = 0;
         for (int pass = 0; pass < 2; pass++) {
             int reps = pass ? 20 : 3;
@@ -179,17 +194,29 @@ int main(int argc, char **argv) {
                         ops->matmul(be, &w[l][6], hb, xb, 1);
                         ops->add(be, x, xb, DIM);
                     }
+                    if (variant >= 3) {
+                        ops->rmsnorm(be, x, &gnorm, xb, 1, DIM, 1e-5f);
+                        ops->matmul(be, &head, xb, logits, 1);
+                    }
                     ops->step_end(be);
                 }
+                if (variant == 4) ops->download(be, host_logits, logits, (size_t)vocab * 4);
             }
             ops->sync(be);
             dt = (now() - t0) / reps;
         }
-        printf("decode layers, %s: %.3f ms per step (%.1f us per layer)\n", what[variant], dt * 1e3,
-               dt * 1e6 / layers);
+        if (variant < 3)
+            printf("decode layers, %s: %.3f ms per step (%.1f us per layer)\n", what[variant], dt * 1e3,
+                   dt * 1e6 / layers);
+        else
+            printf("decode, %s: %.3f ms per step\n", what[variant], dt * 1e3);
         ops->upload(be, x, init, DIM * 4); /* keep the residual bounded */
     }
 
+    if (argc > 3 && strcmp(argv[3], "decode") == 0) {
+        ops->destroy(be);
+        return 0;
+    }
     /* (4) a 2048-token prompt chunk, op by op */
     const int n = 2048;
     float *px = ops->alloc(be, (size_t)n * DIM * 4), *pxb = ops->alloc(be, (size_t)n * DIM * 4);
