@@ -90,6 +90,55 @@ __global__ void rmsnorm_kernel(const float *x, const G *__restrict__ g, float *y
     }
 }
 
+/* f32 gain, dim a multiple of 4 up to 16 values per thread: the row is read once (float4) and kept
+ * in registers for the second pass. */
+template <typename H>
+__global__ void rmsnorm4_kernel(const float4 *x, const float4 *__restrict__ g, float4 *y, int dim4, float eps,
+                                H *y16) {
+    constexpr int V = 4;
+    __shared__ float partial[32];
+    pdl_wait();
+    pdl_launch_dependents();
+    const float4 *row = x + (size_t)blockIdx.x * dim4;
+    float4 v[V];
+    float ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i < dim4) {
+            v[k] = row[i];
+            ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+        }
+    }
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float t = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.0f;
+        t = warp_sum(t);
+        if (threadIdx.x == 0) partial[0] = t;
+    }
+    __syncthreads();
+    const float inv = rsqrtf(partial[0] / (float)(4 * dim4) + eps);
+    float4 *out = y + (size_t)blockIdx.x * dim4;
+    H *out16 = y16 ? y16 + (size_t)blockIdx.x * 4 * dim4 : NULL;
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i < dim4) {
+            const float4 w = g[i];
+            const float4 o = make_float4(v[k].x * inv * w.x, v[k].y * inv * w.y, v[k].z * inv * w.z, v[k].w * inv * w.w);
+            out[i] = o;
+            if (out16) {
+                out16[4 * i] = from_f32<H>(o.x);
+                out16[4 * i + 1] = from_f32<H>(o.y);
+                out16[4 * i + 2] = from_f32<H>(o.z);
+                out16[4 * i + 3] = from_f32<H>(o.w);
+            }
+        }
+    }
+}
+
 template <typename G>
 static cudaError_t launch_rmsnorm(tfm_backend *be, const float *x, const G *g, float *y, int n, int dim, float eps,
                                   void *y16, int threads) {
@@ -107,6 +156,19 @@ tfm_status tfm_cuda_rmsnorm(tfm_backend *be, const float *x, const tfm_weight *g
                                 (long long)(g->rows * g->cols), dim);
     int threads = dim >= 4096 ? 512 : dim >= 1024 ? 256 : 128;
     cudaError_t err;
+    const int t4 = ((dim / 4 + 3) / 4 + 31) / 32 * 32; /* threads for 4 float4 each */
+    if (g->dtype == TFM_DTYPE_F32 && dim % 4 == 0 && t4 <= 1024 && ((uintptr_t)x % 16) == 0 &&
+        ((uintptr_t)y % 16) == 0 && ((uintptr_t)g->data % 16) == 0 && ((uintptr_t)y16 % 8) == 0) {
+        if (y16 && be->gemm16 == TFM_DTYPE_F16)
+            err = tfm_cuda_launch(be, rmsnorm4_kernel<__half>, dim3(n), dim3(t4), 0, (const float4 *)x,
+                                  (const float4 *)g->data, (float4 *)y, dim / 4, eps, (__half *)y16);
+        else
+            err = tfm_cuda_launch(be, rmsnorm4_kernel<__nv_bfloat16>, dim3(n), dim3(t4), 0, (const float4 *)x,
+                                  (const float4 *)g->data, (float4 *)y, dim / 4, eps, (__nv_bfloat16 *)y16);
+        CUDA_TRY(be, err);
+        if (y16) tfm_cuda_conv_set(be, y, (size_t)n * dim);
+        return TFM_OK;
+    }
     switch (g->dtype) {
     case TFM_DTYPE_F32: err = launch_rmsnorm(be, x, (const float *)g->data, y, n, dim, eps, y16, threads); break;
     case TFM_DTYPE_F16: err = launch_rmsnorm(be, x, (const __half *)g->data, y, n, dim, eps, y16, threads); break;
@@ -242,9 +304,50 @@ static unsigned grid_for(tfm_backend *be, size_t count, int threads) {
     return blocks ? (unsigned)blocks : 1u;
 }
 
+/* Four values per thread and two rounds in flight: a scalar grid-stride loop keeps too few bytes in
+ * flight to stream a prompt chunk's 90 MB gate/up at full bandwidth. */
+template <typename H>
+__global__ void swiglu4_kernel(const float4 *gate, const float4 *up, float4 *out, size_t count4, H *out16) {
+    pdl_wait();
+    pdl_launch_dependents();
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count4; i += 2 * stride) {
+        const size_t j = i + stride;
+        float4 g0 = gate[i], u0 = up[i], g1 = make_float4(0.0f, 0.0f, 0.0f, 0.0f), u1 = g1;
+        if (j < count4) g1 = gate[j], u1 = up[j];
+        for (int r = 0; r < 2; r++) {
+            const size_t at = r ? j : i;
+            if (at >= count4) break;
+            const float4 g = r ? g1 : g0, u = r ? u1 : u0;
+            float4 v = make_float4(g.x / (1.0f + expf(-g.x)) * u.x, g.y / (1.0f + expf(-g.y)) * u.y,
+                                   g.z / (1.0f + expf(-g.z)) * u.z, g.w / (1.0f + expf(-g.w)) * u.w);
+            out[at] = v;
+            if (out16) {
+                H *o = out16 + 4 * at;
+                o[0] = from_f32<H>(v.x);
+                o[1] = from_f32<H>(v.y);
+                o[2] = from_f32<H>(v.z);
+                o[3] = from_f32<H>(v.w);
+            }
+        }
+    }
+}
+
 tfm_status tfm_cuda_swiglu(tfm_backend *be, const float *gate, const float *up, float *out, size_t count,
                            void *out16) {
     if (!count) return TFM_OK;
+    if (count % 4 == 0 && ((uintptr_t)gate % 16) == 0 && ((uintptr_t)up % 16) == 0 && ((uintptr_t)out % 16) == 0 &&
+        ((uintptr_t)out16 % 8) == 0) {
+        dim3 grid(grid_for(be, count / 8, 256)), block(256);
+        if (out16 && be->gemm16 == TFM_DTYPE_F16)
+            CUDA_TRY(be, tfm_cuda_launch(be, swiglu4_kernel<__half>, grid, block, 0, (const float4 *)gate,
+                                         (const float4 *)up, (float4 *)out, count / 4, (__half *)out16));
+        else
+            CUDA_TRY(be, tfm_cuda_launch(be, swiglu4_kernel<__nv_bfloat16>, grid, block, 0, (const float4 *)gate,
+                                         (const float4 *)up, (float4 *)out, count / 4, (__nv_bfloat16 *)out16));
+        if (out16) tfm_cuda_conv_set(be, out, count);
+        return TFM_OK;
+    }
     dim3 grid(grid_for(be, count, 256)), block(256);
     if (out16 && be->gemm16 == TFM_DTYPE_F16)
         CUDA_TRY(be, tfm_cuda_launch(be, swiglu_kernel<__half>, grid, block, 0, gate, up, out, count, (__half *)out16));
