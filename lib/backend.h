@@ -36,6 +36,8 @@ typedef struct tfm_weight {
     tfm_dtype dtype;
     int64_t rows, cols;
     void *backend_data;   /* backend-private (e.g. a repacked copy); NULL if unused */
+    int embed_only;       /* set by the core before weight_load: only rows are looked up (embed),
+                             never multiplied, so a backend need not prepare it for matmul */
 } tfm_weight;
 
 typedef struct tfm_backend tfm_backend;  /* one backend instance (device + threads + handles) */

@@ -282,6 +282,7 @@ static tfm_status build_model(tfm_model *m, const tfm_model_params *p, const cha
 
     m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
     if (!m->layers) return tfm_error(TFM_E_OOM, "out of memory");
+    m->tok_embd.embed_only = !m->tied_embeddings;
     if ((st = bind_weight(m, &m->tok_embd, &src->tok_embd, 0))) return st;
     if ((st = bind_weight(m, &m->output_norm, &src->output_norm, 1))) return st;
     if (!m->tied_embeddings && (st = bind_weight(m, &m->output, &src->output, 0))) return st;

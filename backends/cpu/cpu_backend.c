@@ -12,6 +12,7 @@
 
 #include "cpu_features.h"
 #include "cpu_internal.h"
+#include "repack.h"
 
 tfm_status tfm_cpu_error(tfm_backend *be, tfm_status status, const char *fmt, ...) {
     if (be && be->host.set_error) {
@@ -93,6 +94,8 @@ static tfm_status cpu_init(const tfm_backend_init_params *params, const tfm_back
     const char *env = getenv("TFM_CPU_MATVEC_MAX_N");
     if (env && *env)
         be->matvec_max_n = atoi(env);
+    env = getenv("TFM_CPU_REPACK");
+    be->repack = !(env && strcmp(env, "0") == 0);
     be->scratch = calloc((size_t)be->n_threads, sizeof *be->scratch);
     be->pool = be->scratch ? tfm_pool_create(be->n_threads) : NULL;
     if (!be->pool) {
@@ -182,6 +185,34 @@ static void cpu_mem_info(tfm_backend *be, size_t *free_bytes, size_t *total_byte
 
 /* ---- weights ---- */
 
+typedef struct pack_job {
+    const tfm_weight *w;
+    size_t row_bytes;
+    void *packed;
+} pack_job;
+
+static void pack_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const pack_job *j = ctx;
+    tfm_repack_groups(j->w->dtype, j->w->data, j->row_bytes, j->w->cols, begin, end, j->packed);
+}
+
+static tfm_status pack_weight(tfm_backend *be, tfm_weight *w) {
+    size_t row_bytes = tfm_cpu_row_bytes(w->dtype, w->cols);
+    int64_t groups = w->rows / TFM_PACK_ROWS;
+    size_t bytes = (size_t)groups * TFM_PACK_ROWS * row_bytes;
+    void *packed = NULL;
+    if (posix_memalign(&packed, 64, bytes) != 0)
+        return tfm_cpu_error(be, TFM_E_OOM, "cpu backend: cannot allocate %zu bytes for a packed %lld x %lld %s weight",
+                             bytes, (long long)w->rows, (long long)w->cols, dtype_name(w->dtype));
+    pack_job job = {w, row_bytes, packed};
+    pthread_mutex_lock(&be->lock);
+    tfm_pool_run(be->pool, pack_chunk, &job, groups, 0);
+    pthread_mutex_unlock(&be->lock);
+    w->backend_data = packed;
+    return TFM_OK;
+}
+
 static tfm_status cpu_weight_load(tfm_backend *be, tfm_weight *w, const void *host, tfm_dtype dtype,
                                   int64_t rows, int64_t cols) {
     if (!w || !host || rows <= 0 || cols <= 0)
@@ -196,19 +227,24 @@ static tfm_status cpu_weight_load(tfm_backend *be, tfm_weight *w, const void *ho
         return tfm_cpu_error(be, TFM_E_UNSUPPORTED,
                              "cpu backend: %lld columns of %s do not make whole blocks",
                              (long long)cols, dtype_name(dtype));
-    /* The mapped file is used in place: no copy, no repacking. */
-    w->data = host;
-    w->dtype = dtype;
-    w->rows = rows;
-    w->cols = cols;
-    w->backend_data = NULL;
+    tfm_weight loaded = {host, dtype, rows, cols, NULL, w->embed_only};
+    /* Weights that are multiplied and have packed kernels get a packed copy; everything else
+     * (and a packed weight's embedding rows and last rows % 16 rows) is read from `host` in place. */
+    if (be->repack && !w->embed_only && rows >= TFM_PACK_ROWS && be->k->matvec_packed[dtype] && tfm_packable(dtype)) {
+        tfm_status st = pack_weight(be, &loaded);
+        if (st != TFM_OK)
+            return st;
+    }
+    *w = loaded;
     return TFM_OK;
 }
 
 static void cpu_weight_free(tfm_backend *be, tfm_weight *w) {
     (void)be;
-    if (w)
+    if (w) {
+        free(w->backend_data);
         w->backend_data = NULL;
+    }
 }
 
 /* ---- operations: check, lock, run ---- */

@@ -17,6 +17,9 @@ struct tfm_backend {
     /* Up to this many activation rows use the matrix-vector kernels, more use sgemm tiles
      * (TFM_CPU_MATVEC_MAX_N overrides it, for measurements). */
     int matvec_max_n;
+    /* Whether block-quantised weights are packed at load (repack.h) when the kernels read packed
+     * weights; TFM_CPU_REPACK=0 keeps the file's layout, for measurements. */
+    int repack;
     /* One operation at a time: sessions on different threads may share a backend instance. */
     pthread_mutex_t lock;
     /* Per-thread scratch (f32 tiles of converted weights, attention scores), grown on demand. */

@@ -1,7 +1,10 @@
 /* matmul.c — y[n][rows] = x[n][cols] · wᵀ.
  *
- * Few activation rows (decode): our matrix-vector kernels stream the weight once, threads splitting
- * it by rows. Many rows (prompt): single-threaded OpenBLAS sgemm on fixed tiles of weight rows, one
+ * Block-quantised weights: the activations are quantised once, then every activation row meets
+ * the weight in integer dot products, threads splitting the weight by groups of 16 rows; packed
+ * weights (repack.h) go through the packed kernels, their last rows % 16 rows through the
+ * file-layout kernels. Few activation rows of float weights (decode): our matrix-vector kernels
+ * stream the weight once, threads splitting it by rows. Many rows (prompt): single-threaded OpenBLAS sgemm on fixed tiles of weight rows, one
  * tile per pool turn; f16/bf16 (and block-quantised) tiles are first widened to f32 in the thread's
  * scratch, so no f32 copy of a whole matrix ever exists. Fixed tiles keep every output element's
  * computation independent of the thread count. */
@@ -9,10 +12,11 @@
 
 #include "cpu_internal.h"
 #include "quant.h"
+#include "repack.h"
 
-/* Rows per pool chunk of the matrix-vector path: a small block stays in L1/L2 while up to
- * TFM_CPU_MATVEC_MAX_TOKENS activation rows at a time pass over it. */
-#define MATVEC_CHUNK_ROWS 16
+/* Rows per pool chunk of the matrix-vector path (one packed group): a small block stays in L1/L2
+ * while the activation rows pass over it. */
+#define MATVEC_CHUNK_ROWS TFM_PACK_ROWS
 /* Rows that every group of activation rows passes over before the next rows are read: small enough
  * to stay in L1 while the activations stream from L2. */
 #define MATVEC_BLOCK_ROWS 8
@@ -29,7 +33,30 @@ typedef struct matmul_job {
     int n;
     const char *xq;      /* quantised activations (block-quantised weights) */
     size_t xq_stride;
+    int64_t groups;      /* packed groups of 16 rows (0: not packed) */
 } matmul_job;
+
+/* Rows [r0, r1) of a packed weight's unpacked tail, every activation row. */
+static void tail_rows(const matmul_job *j, int64_t r0, int64_t r1) {
+    const tfm_weight *w = j->w;
+    for (int t0 = 0; t0 < j->n; t0 += TFM_CPU_MATVEC_MAX_TOKENS) {
+        int nt = j->n - t0 < TFM_CPU_MATVEC_MAX_TOKENS ? j->n - t0 : TFM_CPU_MATVEC_MAX_TOKENS;
+        j->be->k->matvec_q[w->dtype](w->data, j->row_bytes, w->cols, r0, r1, j->xq + (size_t)t0 * j->xq_stride,
+                                     j->xq_stride, nt, j->y + (size_t)t0 * (size_t)w->rows, (size_t)w->rows);
+    }
+}
+
+static void packed_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const matmul_job *j = ctx;
+    const tfm_weight *w = j->w;
+    int64_t g1 = end < j->groups ? end : j->groups;
+    if (begin < g1)
+        j->be->k->matvec_packed[w->dtype](w->backend_data, j->row_bytes, w->cols, begin, g1, j->xq, j->xq_stride,
+                                          j->n, j->y, (size_t)w->rows);
+    if (end > j->groups)
+        tail_rows(j, j->groups * TFM_PACK_ROWS, w->rows);
+}
 
 static void matvec_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
     (void)thread;
@@ -90,7 +117,7 @@ static void quantize_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
 }
 
 tfm_status tfm_cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
-    matmul_job job = {be, w, tfm_cpu_row_bytes(w->dtype, w->cols), x, y, n, NULL, 0};
+    matmul_job job = {be, w, tfm_cpu_row_bytes(w->dtype, w->cols), x, y, n, NULL, 0, 0};
     if (job.row_bytes == 0)
         return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul weight has %lld columns",
                              (long long)w->cols);
@@ -104,7 +131,12 @@ tfm_status tfm_cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, 
         tfm_pool_run(be->pool, quantize_chunk, &qj, n, n < 16 ? n : 0);
         job.xq = be->act;
         int64_t chunks = (w->rows + MATVEC_CHUNK_ROWS - 1) / MATVEC_CHUNK_ROWS;
-        tfm_pool_run(be->pool, matvec_chunk, &job, chunks, 0);
+        if (w->backend_data) {
+            job.groups = w->rows / TFM_PACK_ROWS;
+            tfm_pool_run(be->pool, packed_chunk, &job, chunks, 0);
+        } else {
+            tfm_pool_run(be->pool, matvec_chunk, &job, chunks, 0);
+        }
         return TFM_OK;
     }
     if (n <= be->matvec_max_n) {

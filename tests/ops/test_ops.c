@@ -93,7 +93,7 @@ static void test_matmul(const tfm_backend_ops *ops, tfm_backend *be, digest *dg)
             int rows = shapes[s][0], cols = shapes[s][1];
             float *wf = random_floats((size_t)rows * cols, -1, 1);
             void *wd = to_dtype(dt, wf, (size_t)rows * cols);
-            tfm_weight w;
+            tfm_weight w = {0};
             CHECK(ops->weight_load(be, &w, wd, dt, rows, cols) == TFM_OK, "weight_load %s", dtype_str(dt));
             for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
                 int n = ns[k];
@@ -175,7 +175,7 @@ static void test_quant(const tfm_backend_ops *ops, tfm_backend *be, digest *dg) 
             int rows = shapes[s][0], cols = shapes[s][1];
             uint8_t *wd = random_quant(dt, rows, cols);
             size_t row_bytes = tfm_cpu_row_bytes(dt, cols);
-            tfm_weight w;
+            tfm_weight w = {0};
             CHECK(ops->weight_load(be, &w, wd, dt, rows, cols) == TFM_OK, "weight_load %s", qname(dt));
             for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
                 int n = ns[k];
@@ -209,10 +209,11 @@ static void test_quant(const tfm_backend_ops *ops, tfm_backend *be, digest *dg) 
                 }
             CHECK(exact, "embed %s differs from the block definition", qname(dt));
             free(out);
+            ops->weight_free(be, &w);
             free(wd);
         }
     /* a row must hold whole blocks */
-    tfm_weight w;
+    tfm_weight w = {0};
     uint8_t buf[1024] = {0};
     CHECK(ops->weight_load(be, &w, buf, TFM_DTYPE_Q4_K, 2, 128) == TFM_E_UNSUPPORTED, "q4_k with 128 columns");
     CHECK(ops->weight_load(be, &w, buf, TFM_DTYPE_Q4_0, 2, 48) == TFM_E_UNSUPPORTED, "q4_0 with 48 columns");
@@ -226,7 +227,7 @@ static void test_embed(const tfm_backend_ops *ops, tfm_backend *be, digest *dg) 
         tfm_dtype dt = float_types[d];
         float *tf = random_floats((size_t)vocab * cols, -2, 2);
         void *td = to_dtype(dt, tf, (size_t)vocab * cols);
-        tfm_weight w;
+        tfm_weight w = {0};
         CHECK(ops->weight_load(be, &w, td, dt, vocab, cols) == TFM_OK, "weight_load");
         float out[6 * 37], ref[6 * 37];
         CHECK(ops->embed(be, &w, ids, n, out) == TFM_OK, "embed");
@@ -249,7 +250,7 @@ static void test_rmsnorm(const tfm_backend_ops *ops, tfm_backend *be, digest *dg
             int dim = dims[a], n = ns[b];
             float *x = random_floats((size_t)n * dim, -3, 3), *g = random_floats((size_t)dim, 0.5f, 1.5f);
             float *y = malloc((size_t)n * dim * sizeof *y), *ref = malloc((size_t)n * dim * sizeof *ref);
-            tfm_weight gw;
+            tfm_weight gw = {0};
             ops->weight_load(be, &gw, g, TFM_DTYPE_F32, 1, dim);
             CHECK(ops->rmsnorm(be, x, &gw, y, n, dim, 1e-5f) == TFM_OK, "rmsnorm");
             tfm_ref_rmsnorm(x, g, ref, n, dim, 1e-5f);
@@ -406,7 +407,7 @@ static void test_table(const tfm_backend_ops *ops, tfm_backend *be) {
     ops->mem_info(be, &fr, &tot);
     CHECK(fr == 0 && tot == 0, "cpu mem_info reports unknown");
     CHECK(ops->sync(be) == TFM_OK, "sync");
-    tfm_weight w;
+    tfm_weight w = {0};
     float data[4] = {0};
     last_error[0] = 0;
     CHECK(ops->weight_load(be, &w, data, TFM_DTYPE_I32, 2, 2) == TFM_E_UNSUPPORTED && last_error[0], "i32 weights");
