@@ -36,9 +36,15 @@ typedef struct tfm_weight {
     tfm_dtype dtype;
     int64_t rows, cols;
     void *backend_data;   /* backend-private (e.g. a repacked copy); NULL if unused */
-    int embed_only;       /* set by the core before weight_load: only rows are looked up (embed),
-                             never multiplied, so a backend need not prepare it for matmul */
+    uint32_t flags;       /* TFM_WEIGHT_*, set by the core before weight_load */
 } tfm_weight;
+
+/* Only rows are looked up (embed), never multiplied: a backend need not prepare it for matmul. */
+#define TFM_WEIGHT_EMBED_ONLY 1u
+/* The host data lies in a read-only private mapping of the model file that the model owns: a
+ * backend that keeps its own copy may drop those pages (madvise MADV_DONTNEED); they read back
+ * from the file if touched again. Never set for memory the caller owns. */
+#define TFM_WEIGHT_HOST_MAPPED 2u
 
 typedef struct tfm_backend tfm_backend;  /* one backend instance (device + threads + handles) */
 

@@ -2,6 +2,8 @@
  * argument checks. The kernels are in matmul.c, attention.c and elementwise.c. */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +199,17 @@ static void pack_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
     tfm_repack_groups(j->w->dtype, j->w->data, j->row_bytes, j->w->cols, begin, end, j->packed);
 }
 
+/* The packed rows of a model file's mapping are not read again: drop their pages from this process
+ * (they stay in the page cache and read back from the file if ever touched). Whole pages only. */
+static void release_source(const void *p, size_t bytes) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (page == 0 || (page & (page - 1)))
+        return;
+    uintptr_t begin = ((uintptr_t)p + page - 1) & ~(page - 1), end = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (end > begin)
+        (void)madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
 static tfm_status pack_weight(tfm_backend *be, tfm_weight *w) {
     size_t row_bytes = tfm_cpu_row_bytes(w->dtype, w->cols);
     int64_t groups = w->rows / TFM_PACK_ROWS;
@@ -209,6 +222,8 @@ static tfm_status pack_weight(tfm_backend *be, tfm_weight *w) {
     pthread_mutex_lock(&be->lock);
     tfm_pool_run(be->pool, pack_chunk, &job, groups, 0);
     pthread_mutex_unlock(&be->lock);
+    if (w->flags & TFM_WEIGHT_HOST_MAPPED)
+        release_source(w->data, bytes);
     w->backend_data = packed;
     return TFM_OK;
 }
@@ -227,10 +242,10 @@ static tfm_status cpu_weight_load(tfm_backend *be, tfm_weight *w, const void *ho
         return tfm_cpu_error(be, TFM_E_UNSUPPORTED,
                              "cpu backend: %lld columns of %s do not make whole blocks",
                              (long long)cols, dtype_name(dtype));
-    tfm_weight loaded = {host, dtype, rows, cols, NULL, w->embed_only};
+    tfm_weight loaded = {host, dtype, rows, cols, NULL, w->flags};
     /* Weights that are multiplied and have packed kernels get a packed copy; everything else
      * (and a packed weight's embedding rows and last rows % 16 rows) is read from `host` in place. */
-    if (be->repack && !w->embed_only && rows >= TFM_PACK_ROWS && be->k->matvec_packed[dtype] && tfm_packable(dtype)) {
+    if (be->repack && !(w->flags & TFM_WEIGHT_EMBED_ONLY) && rows >= TFM_PACK_ROWS && be->k->matvec_packed[dtype] && tfm_packable(dtype)) {
         tfm_status st = pack_weight(be, &loaded);
         if (st != TFM_OK)
             return st;
