@@ -7,7 +7,8 @@
  *      scales; n*rows f32 products (matvec over all rows for each activation row); int32 1 if the
  *      table has packed kernels for the dtype (repack.h), then n*rows f32 products over the packed
  *      weight (its last rows % 16 rows through the file-layout kernel), else int32 0.
- * Exit 77 when this CPU lacks the ISA. */
+ * Exit 77 when this CPU lacks the ISA, 3 when a packed kernel's result for one token alone differs
+ * from the same token's in the batch. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,14 @@ int main(int argc, char **argv) {
             k->matvec_q[dt](w, row_bytes, cols, groups * TFM_PACK_ROWS, rows, xq + (size_t)t0 * stride, stride, nt,
                             yp + t0 * rows, (size_t)rows);
         }
+        /* one token alone (the decode path) must give its row of the batch bit for bit */
+        float *y1 = calloc((size_t)rows, sizeof(float));
+        k->matvec_packed[dt](packed, row_bytes, cols, 0, groups, xq, stride, 1, y1, (size_t)rows);
+        if (memcmp(y1, yp, (size_t)groups * TFM_PACK_ROWS * sizeof(float)) != 0) {
+            fprintf(stderr, "packed kernel: one token differs from the same token in a batch of %lld\n", (long long)n);
+            return 3;
+        }
+        free(y1);
         free(packed);
     }
 
