@@ -23,7 +23,7 @@
 
 #include "tfm/tfm.h"
 
-#define TFM_BACKEND_ABI_VERSION 1
+#define TFM_BACKEND_ABI_VERSION 2
 
 /* RoPE pairing: which elements of a head are rotated together. */
 typedef enum tfm_rope_pairing {
@@ -137,6 +137,12 @@ typedef struct tfm_backend_ops {
      * step's token (passed to step_begin) from backend-side state, not from the host ids pointer. */
     int (*step_begin)(tfm_backend *be, uint64_t key, int pos, int32_t token);
     tfm_status (*step_end)(tfm_backend *be);
+
+    /* y[i][n][w[i]->rows] = x[n][cols] · w[i]ᵀ for `count` weights of the same cols (2 to 4): the
+     * Q/K/V projections, or gate and up. One call lets a backend prepare x once (e.g. quantise it)
+     * and run the products as one job. Each y[i] must equal what matmul computes. */
+    tfm_status (*matmul_shared)(tfm_backend *be, const tfm_weight *const *w, int count, const float *x,
+                                float *const *y, int n);
 } tfm_backend_ops;
 
 /* The symbol a backend plugin exports. */

@@ -276,15 +276,41 @@ static int is_kv_dtype(tfm_dtype t) {
         return st_;                            \
     } while (0)
 
-static tfm_status cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
+static tfm_status check_matmul(tfm_backend *be, const tfm_weight *w, const float *x, const float *y, int n) {
     if (!w || !w->data || !x || !y || n < 0)
         return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul with a missing weight or buffer");
     if ((unsigned)w->dtype >= TFM_CPU_DTYPE_SLOTS || (!be->k->matvec[w->dtype] && !be->k->matvec_q[w->dtype]))
         return tfm_cpu_error(be, TFM_E_UNSUPPORTED, "cpu backend: matmul over %s weights is not supported",
                              dtype_name(w->dtype));
+    if (tfm_cpu_row_bytes(w->dtype, w->cols) == 0)
+        return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul weight has %lld columns",
+                             (long long)w->cols);
+    return TFM_OK;
+}
+
+static tfm_status cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
+    tfm_status st = check_matmul(be, w, x, y, n);
+    if (st != TFM_OK || n == 0)
+        return st;
+    LOCKED(be, tfm_cpu_matmul(be, w, x, y, n));
+}
+
+static tfm_status cpu_matmul_shared(tfm_backend *be, const tfm_weight *const *w, int count, const float *x,
+                                    float *const *y, int n) {
+    if (!w || !y || count < 1 || count > TFM_CPU_SHARED_MAX)
+        return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul_shared over %d weights (1 to %d)",
+                             count, TFM_CPU_SHARED_MAX);
+    for (int i = 0; i < count; i++) {
+        tfm_status st = check_matmul(be, w[i], x, y[i], n);
+        if (st != TFM_OK)
+            return st;
+        if (w[i]->cols != w[0]->cols)
+            return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul_shared over %lld and %lld columns",
+                                 (long long)w[0]->cols, (long long)w[i]->cols);
+    }
     if (n == 0)
         return TFM_OK;
-    LOCKED(be, tfm_cpu_matmul(be, w, x, y, n));
+    LOCKED(be, tfm_cpu_matmul_shared(be, w, count, x, y, n));
 }
 
 static tfm_status cpu_embed(tfm_backend *be, const tfm_weight *table, const int32_t *ids, int n, float *out) {
@@ -387,6 +413,7 @@ static const tfm_backend_ops cpu_ops = {
     .sync = cpu_sync,
     .step_begin = NULL,
     .step_end = NULL,
+    .matmul_shared = cpu_matmul_shared,
 };
 
 const tfm_backend_ops *tfm_cpu_backend_ops(void) {

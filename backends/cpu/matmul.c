@@ -116,34 +116,98 @@ static void quantize_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
         j->fn(j->x + (size_t)t * (size_t)j->cols, j->cols, j->xq + (size_t)t * j->stride);
 }
 
-tfm_status tfm_cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
-    matmul_job job = {be, w, tfm_cpu_row_bytes(w->dtype, w->cols), x, y, n, NULL, 0, 0};
-    if (job.row_bytes == 0)
-        return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul weight has %lld columns",
-                             (long long)w->cols);
-    if (tfm_is_quantized(w->dtype)) {
-        /* Activations are quantised once and shared by the threads. */
-        job.xq_stride = tfm_q8_row_bytes(w->cols);
-        tfm_status st = tfm_cpu_reserve_act(be, (size_t)n * job.xq_stride);
-        if (st != TFM_OK)
-            return st;
-        quantize_job qj = {be->k->quantize_q8, x, w->cols, be->act, job.xq_stride};
-        tfm_pool_run(be->pool, quantize_chunk, &qj, n, n < 16 ? n : 0);
-        job.xq = be->act;
-        int64_t chunks = (w->rows + MATVEC_CHUNK_ROWS - 1) / MATVEC_CHUNK_ROWS;
-        if (w->backend_data) {
-            job.groups = w->rows / TFM_PACK_ROWS;
-            tfm_pool_run(be->pool, packed_chunk, &job, chunks, 0);
-        } else {
-            tfm_pool_run(be->pool, matvec_chunk, &job, chunks, 0);
+/* Quantises the n activation rows once into be->act (shared by the threads and by every weight
+ * of a matmul_shared call). */
+static tfm_status quantize_activations(tfm_backend *be, const float *x, int64_t cols, int n, size_t *stride) {
+    *stride = tfm_q8_row_bytes(cols);
+    tfm_status st = tfm_cpu_reserve_act(be, (size_t)n * *stride);
+    if (st != TFM_OK)
+        return st;
+    quantize_job qj = {be->k->quantize_q8, x, cols, be->act, *stride};
+    tfm_pool_run(be->pool, quantize_chunk, &qj, n, n < 16 ? n : 0);
+    return TFM_OK;
+}
+
+/* The matrix-vector path of one weight: its job (given the activations) and its chunk function. */
+static tfm_pool_fn matvec_job(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n, const char *xq,
+                              size_t xq_stride, matmul_job *job) {
+    *job = (matmul_job){be, w, tfm_cpu_row_bytes(w->dtype, w->cols), x, y, n, xq, xq_stride, 0};
+    if (xq && w->backend_data) {
+        job->groups = w->rows / TFM_PACK_ROWS;
+        return packed_chunk;
+    }
+    return matvec_chunk;
+}
+
+static int64_t matvec_chunks(const tfm_weight *w) {
+    return (w->rows + MATVEC_CHUNK_ROWS - 1) / MATVEC_CHUNK_ROWS;
+}
+
+/* Several weights over the same activations as one pool job: chunks [first[i], first[i+1]) are
+ * weight i's. */
+typedef struct shared_job {
+    int count;
+    matmul_job parts[TFM_CPU_SHARED_MAX];
+    tfm_pool_fn fn[TFM_CPU_SHARED_MAX];
+    int64_t first[TFM_CPU_SHARED_MAX + 1];
+} shared_job;
+
+static void shared_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
+    shared_job *s = ctx; /* the chunk functions take a mutable context */
+    for (int i = 0; i < s->count; i++) {
+        int64_t b = begin > s->first[i] ? begin : s->first[i], e = end < s->first[i + 1] ? end : s->first[i + 1];
+        if (b < e)
+            s->fn[i](&s->parts[i], b - s->first[i], e - s->first[i], thread);
+    }
+}
+
+tfm_status tfm_cpu_matmul_shared(tfm_backend *be, const tfm_weight *const *w, int count, const float *x,
+                                 float *const *y, int n) {
+    /* One job when every weight takes the matrix-vector path and all are block-quantised (one
+     * quantisation of x) or none is; otherwise one matmul after another. */
+    int quantized = 0;
+    for (int i = 0; i < count; i++)
+        quantized += tfm_is_quantized(w[i]->dtype);
+    if (count > TFM_CPU_SHARED_MAX || (quantized != 0 && quantized != count) || (!quantized && n > be->matvec_max_n)) {
+        for (int i = 0; i < count; i++) {
+            tfm_status st = tfm_cpu_matmul(be, w[i], x, y[i], n);
+            if (st != TFM_OK)
+                return st;
         }
         return TFM_OK;
     }
-    if (n <= be->matvec_max_n) {
-        int64_t chunks = (w->rows + MATVEC_CHUNK_ROWS - 1) / MATVEC_CHUNK_ROWS;
-        tfm_pool_run(be->pool, matvec_chunk, &job, chunks, 0);
+    size_t stride = 0;
+    if (quantized) {
+        tfm_status st = quantize_activations(be, x, w[0]->cols, n, &stride);
+        if (st != TFM_OK)
+            return st;
+    }
+    shared_job s = {.count = count};
+    for (int i = 0; i < count; i++) {
+        s.fn[i] = matvec_job(be, w[i], x, y[i], n, quantized ? be->act : NULL, stride, &s.parts[i]);
+        s.first[i + 1] = s.first[i] + matvec_chunks(w[i]);
+    }
+    tfm_pool_run(be->pool, shared_chunk, &s, s.first[count], 0);
+    return TFM_OK;
+}
+
+tfm_status tfm_cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
+    matmul_job job;
+    if (tfm_is_quantized(w->dtype)) {
+        size_t stride;
+        tfm_status st = quantize_activations(be, x, w->cols, n, &stride);
+        if (st != TFM_OK)
+            return st;
+        tfm_pool_fn fn = matvec_job(be, w, x, y, n, be->act, stride, &job);
+        tfm_pool_run(be->pool, fn, &job, matvec_chunks(w), 0);
         return TFM_OK;
     }
+    if (n <= be->matvec_max_n) {
+        tfm_pool_fn fn = matvec_job(be, w, x, y, n, NULL, 0, &job);
+        tfm_pool_run(be->pool, fn, &job, matvec_chunks(w), 0);
+        return TFM_OK;
+    }
+    job = (matmul_job){be, w, tfm_cpu_row_bytes(w->dtype, w->cols), x, y, n, NULL, 0, 0};
     if (w->dtype != TFM_DTYPE_F32) {
         tfm_status st = tfm_cpu_reserve_scratch(be, (size_t)GEMM_TILE_ROWS * (size_t)w->cols);
         if (st != TFM_OK)
