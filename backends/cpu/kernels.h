@@ -94,6 +94,7 @@ void tfm_matvec_q6_k_avx512vnni(const void *w, size_t row_bytes, int64_t cols, i
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q8_0_avx512vnni)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_0_avx512vnni)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_k_avx512vnni)
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q5_k_avx512vnni)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q6_k_avx512vnni)
 #undef DECLARE_MATVEC_PACKED
 

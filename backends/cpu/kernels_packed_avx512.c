@@ -141,12 +141,21 @@ ALWAYS_INLINE k_scales unpack_k_scales(const uint8_t *blk) {
     return k;
 }
 
-ALWAYS_INLINE void group_q4_k(KERNEL_ARGS) {
+/* Moves bit `bit` (0..7) of every byte to bit 4 (other bits are left for the caller to mask). */
+ALWAYS_INLINE __m512i bit_to_4(__m512i v, int bit) {
+    if (bit < 4)
+        return _mm512_slli_epi16(v, 4 - bit);
+    return bit == 4 ? v : _mm512_srli_epi16(v, bit - 4);
+}
+
+/* Q4_K, and Q5_K (HIGH_BIT = 1: 2816-byte blocks with the fifth bits at 256, nibbles at 768). */
+ALWAYS_INLINE void group_k4(KERNEL_ARGS, int HIGH_BIT) {
+    const size_t bytes = HIGH_BIT ? 2816 : 2304, qs_at = HIGH_BIT ? 768 : 256;
     ACC_ZERO();
     for (int64_t sb = 0; sb < cols / 256; sb++) {
         /* the minimums: acc -= dmin * m_j * (d_x * sum of block j's q) */
         UNROLL for (int gi = 0; gi < NG; gi++) {
-            const uint8_t *blk = g + gi * gstride + (size_t)sb * 2304;
+            const uint8_t *blk = g + gi * gstride + (size_t)sb * bytes;
             __m512 dmin = load_f16x16(blk + 32);
             k_scales ks = unpack_k_scales(blk);
             UNROLL for (int j = 0; j < 8; j++) {
@@ -166,8 +175,14 @@ ALWAYS_INLINE void group_q4_k(KERNEL_ARGS) {
                     xh[t] = bcast4(x[t].q + 256 * sb + 64 * p + 32 + 4 * k);
                 }
                 UNROLL for (int gi = 0; gi < NG; gi++) {
-                    __m512i v = _mm512_loadu_si512(g + gi * gstride + (size_t)sb * 2304 + 256 + 512 * p + 64 * k);
+                    const uint8_t *blk = g + gi * gstride + (size_t)sb * bytes;
+                    __m512i v = _mm512_loadu_si512(blk + qs_at + 512 * p + 64 * k);
                     __m512i wl = low_nibbles(v), wh = high_nibbles(v);
+                    if (HIGH_BIT) { /* bit 2p of qh is bit 4 of sub-block 2p, bit 2p+1 of 2p+1 */
+                        __m512i qh = _mm512_loadu_si512(blk + 256 + 64 * k), b4 = _mm512_set1_epi8(0x10);
+                        wl = _mm512_or_si512(wl, _mm512_and_si512(bit_to_4(qh, 2 * p), b4));
+                        wh = _mm512_or_si512(wh, _mm512_and_si512(bit_to_4(qh, 2 * p + 1), b4));
+                    }
                     UNROLL for (int t = 0; t < NT; t++) {
                         lo[gi][t] = _mm512_dpbusd_epi32(lo[gi][t], wl, xl[t]);
                         hi[gi][t] = _mm512_dpbusd_epi32(hi[gi][t], wh, xh[t]);
@@ -176,7 +191,7 @@ ALWAYS_INLINE void group_q4_k(KERNEL_ARGS) {
             }
             int j = 2 * p;
             UNROLL for (int gi = 0; gi < NG; gi++) {
-                const uint8_t *blk = g + gi * gstride + (size_t)sb * 2304;
+                const uint8_t *blk = g + gi * gstride + (size_t)sb * bytes;
                 __m512 d = load_f16x16(blk);
                 k_scales ks = unpack_k_scales(blk);
                 __m512 sl = _mm512_mul_ps(lane_byte(ks.sc[j >> 2], j & 3), d);
@@ -191,6 +206,13 @@ ALWAYS_INLINE void group_q4_k(KERNEL_ARGS) {
         }
     }
     ACC_STORE();
+}
+
+ALWAYS_INLINE void group_q4_k(KERNEL_ARGS) {
+    group_k4(g, gstride, NG, cols, x, NT, y, ldy, 0);
+}
+ALWAYS_INLINE void group_q5_k(KERNEL_ARGS) {
+    group_k4(g, gstride, NG, cols, x, NT, y, ldy, 1);
 }
 
 /* ---- Q6_K: super-blocks of 256 columns, a scale per 16 values ---- */
@@ -288,4 +310,5 @@ ALWAYS_INLINE void group_q6_k(KERNEL_ARGS) {
 DEFINE_MATVEC_PACKED(tfm_matvec_packed_q8_0_avx512vnni, group_q8_0)
 DEFINE_MATVEC_PACKED(tfm_matvec_packed_q4_0_avx512vnni, group_q4_0)
 DEFINE_MATVEC_PACKED(tfm_matvec_packed_q4_k_avx512vnni, group_q4_k)
+DEFINE_MATVEC_PACKED(tfm_matvec_packed_q5_k_avx512vnni, group_q5_k)
 DEFINE_MATVEC_PACKED(tfm_matvec_packed_q6_k_avx512vnni, group_q6_k)

@@ -8,7 +8,8 @@
 #define R TFM_PACK_ROWS
 
 int tfm_packable(tfm_dtype dtype) {
-    return dtype == TFM_DTYPE_Q8_0 || dtype == TFM_DTYPE_Q4_0 || dtype == TFM_DTYPE_Q4_K || dtype == TFM_DTYPE_Q6_K;
+    return dtype == TFM_DTYPE_Q8_0 || dtype == TFM_DTYPE_Q4_0 || dtype == TFM_DTYPE_Q4_K || dtype == TFM_DTYPE_Q5_K ||
+           dtype == TFM_DTYPE_Q6_K;
 }
 
 /* Copies 4-byte runs: run k of `src` (bytes 4k .. 4k+3) of row r goes to dst + (k * R + r) * 4. */
@@ -44,6 +45,17 @@ static void pack_q4_k(uint8_t *dst, const uint8_t *const blk[R]) {
     }
 }
 
+static void pack_q5_k(uint8_t *dst, const uint8_t *const blk[R]) {
+    for (int r = 0; r < R; r++) {
+        memcpy(dst + 2 * r, blk[r], 2);              /* d */
+        memcpy(dst + 2 * R + 2 * r, blk[r] + 2, 2);  /* dmin */
+        interleave_runs(dst + 4 * R, blk[r] + 4, 3, r);
+        interleave_runs(dst + 16 * R, blk[r] + 16, 8, r);
+        for (int p = 0; p < 4; p++)
+            interleave_runs(dst + 48 * R + (size_t)p * 8 * R * 4, blk[r] + 48 + 32 * p, 8, r);
+    }
+}
+
 static void pack_q6_k(uint8_t *dst, const uint8_t *const blk[R]) {
     uint8_t *scales = dst + 2 * R, *runs = scales + 16 * R;
     for (int r = 0; r < R; r++) {
@@ -67,6 +79,7 @@ void tfm_repack_groups(tfm_dtype dtype, const void *w, size_t row_bytes, int64_t
     case TFM_DTYPE_Q8_0: pack = pack_q8_0; break;
     case TFM_DTYPE_Q4_0: pack = pack_q4_0; break;
     case TFM_DTYPE_Q4_K: pack = pack_q4_k; break;
+    case TFM_DTYPE_Q5_K: pack = pack_q5_k; break;
     case TFM_DTYPE_Q6_K: pack = pack_q6_k; break;
     default: return;
     }

@@ -22,6 +22,10 @@
  *     u8  sc[3][16][4]       sc[j][r][i] = byte 4j+i of row r's 12 scale bytes
  *     u8  qs[4][8][16][4]    qs[p][k][r][i] = byte 32p+4k+i of row r's qs (low nibble: value
  *                            64p+4k+i, high nibble: value 64p+32+4k+i)
+ *   Q5_K, 2816 bytes per 256 columns
+ *     as Q4_K, with between sc and qs:
+ *     u8  qh[8][16][4]       qh[k][r][i] = byte 4k+i of row r's qh (bit s: bit 4 of value
+ *                            32s+4k+i)
  *   Q6_K, 3360 bytes per 256 columns
  *     f16 d[16]
  *     i8  scales[16][16]     scales[g][r] = row r's scale of values 16g .. 16g+15
@@ -29,8 +33,7 @@
  *       u8 ql0[16][4], ql1[16][4], qh[16][4]
  *                            byte i of row r: ql byte 64h+4k+i, ql byte 64h+32+4k+i, qh byte
  *                            32h+4k+i (together values 128h+32s+4k+i for s = 0 .. 3)
- *
- * Q5_K is not packed (its kernels read the file's layout). */
+ */
 #ifndef TFM_CPU_REPACK_H
 #define TFM_CPU_REPACK_H
 
