@@ -1,13 +1,16 @@
 /* matmul.c — y[n][rows] = x[n][cols] · wᵀ.
  *
- * Block-quantised weights: the activations are quantised once, then every activation row meets
- * the weight in integer dot products, threads splitting the weight by groups of 16 rows; packed
- * weights (repack.h) go through the packed kernels, their last rows % 16 rows through the
- * file-layout kernels. Few activation rows of float weights (decode): our matrix-vector kernels
- * stream the weight once, threads splitting it by rows. Many rows (prompt): single-threaded OpenBLAS sgemm on fixed tiles of weight rows, one
- * tile per pool turn; f16/bf16 (and block-quantised) tiles are first widened to f32 in the thread's
- * scratch, so no f32 copy of a whole matrix ever exists. Fixed tiles keep every output element's
- * computation independent of the thread count. */
+ * Block-quantised weights, any number of activation rows: the activations are quantised once, then
+ * meet the weight in integer dot products, threads splitting the weight by groups of 16 rows;
+ * packed weights (repack.h) go through the packed kernels, their last rows % 16 rows through the
+ * file-layout kernels.
+ *
+ * Float weights: few activation rows (decode) use our matrix-vector kernels, which stream the
+ * weight once, threads splitting it by rows. Many rows (prompt) use single-threaded OpenBLAS sgemm
+ * on fixed tiles of weight rows, one tile per pool turn; f16/bf16 tiles are first widened to f32 in
+ * the thread's scratch, so no f32 copy of a whole matrix ever exists.
+ *
+ * Fixed chunks and tiles keep every output element's computation independent of the thread count. */
 #include <cblas.h>
 
 #include "cpu_internal.h"
