@@ -23,7 +23,7 @@
 
 #include "tfm/tfm.h"
 
-#define TFM_BACKEND_ABI_VERSION 1
+#define TFM_BACKEND_ABI_VERSION 2
 
 /* RoPE pairing: which elements of a head are rotated together. */
 typedef enum tfm_rope_pairing {
@@ -36,7 +36,15 @@ typedef struct tfm_weight {
     tfm_dtype dtype;
     int64_t rows, cols;
     void *backend_data;   /* backend-private (e.g. a repacked copy); NULL if unused */
+    uint32_t flags;       /* TFM_WEIGHT_*, set by the core before weight_load */
 } tfm_weight;
+
+/* Only rows are looked up (embed), never multiplied: a backend need not prepare it for matmul. */
+#define TFM_WEIGHT_EMBED_ONLY 1u
+/* The host data lies in a read-only private mapping of the model file that the model owns: a
+ * backend that keeps its own copy may drop those pages (madvise MADV_DONTNEED); they read back
+ * from the file if touched again. Never set for memory the caller owns. */
+#define TFM_WEIGHT_HOST_MAPPED 2u
 
 typedef struct tfm_backend tfm_backend;  /* one backend instance (device + threads + handles) */
 
@@ -129,6 +137,12 @@ typedef struct tfm_backend_ops {
      * step's token (passed to step_begin) from backend-side state, not from the host ids pointer. */
     int (*step_begin)(tfm_backend *be, uint64_t key, int pos, int32_t token);
     tfm_status (*step_end)(tfm_backend *be);
+
+    /* y[i][n][w[i]->rows] = x[n][cols] · w[i]ᵀ for `count` weights of the same cols (2 to 4): the
+     * Q/K/V projections, or gate and up. One call lets a backend prepare x once (e.g. quantise it)
+     * and run the products as one job. Each y[i] must equal what matmul computes. */
+    tfm_status (*matmul_shared)(tfm_backend *be, const tfm_weight *const *w, int count, const float *x,
+                                float *const *y, int n);
 } tfm_backend_ops;
 
 /* The symbol a backend plugin exports. */

@@ -186,6 +186,10 @@ static tfm_status bind_weight(tfm_model *m, tfm_weight *w, const tfm_host_tensor
         data = f;
         dtype = TFM_DTYPE_F32;
     }
+    const char *file = m->file.is_mapped ? m->file.data : NULL;
+    if (file && (const char *)data >= file && (size_t)((const char *)data - file) <= m->file.size &&
+        t->nbytes <= m->file.size - (size_t)((const char *)data - file))
+        w->flags |= TFM_WEIGHT_HOST_MAPPED;
     tfm_status st = m->ops->weight_load(m->be, w, data, dtype, rows, cols);
     if (st) return tfm_error(st, "%s: cannot load tensor '%s' on backend %s: %s", m->name, t->name,
                              m->ops->name, tfm_last_error());
@@ -282,6 +286,7 @@ static tfm_status build_model(tfm_model *m, const tfm_model_params *p, const cha
 
     m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
     if (!m->layers) return tfm_error(TFM_E_OOM, "out of memory");
+    if (!m->tied_embeddings) m->tok_embd.flags |= TFM_WEIGHT_EMBED_ONLY;
     if ((st = bind_weight(m, &m->tok_embd, &src->tok_embd, 0))) return st;
     if ((st = bind_weight(m, &m->output_norm, &src->output_norm, 1))) return st;
     if (!m->tied_embeddings && (st = bind_weight(m, &m->output, &src->output, 0))) return st;

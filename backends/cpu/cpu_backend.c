@@ -2,6 +2,8 @@
  * argument checks. The kernels are in matmul.c, attention.c and elementwise.c. */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 
 #include "cpu_features.h"
 #include "cpu_internal.h"
+#include "repack.h"
 
 tfm_status tfm_cpu_error(tfm_backend *be, tfm_status status, const char *fmt, ...) {
     if (be && be->host.set_error) {
@@ -93,6 +96,8 @@ static tfm_status cpu_init(const tfm_backend_init_params *params, const tfm_back
     const char *env = getenv("TFM_CPU_MATVEC_MAX_N");
     if (env && *env)
         be->matvec_max_n = atoi(env);
+    env = getenv("TFM_CPU_REPACK");
+    be->repack = !(env && strcmp(env, "0") == 0);
     be->scratch = calloc((size_t)be->n_threads, sizeof *be->scratch);
     be->pool = be->scratch ? tfm_pool_create(be->n_threads) : NULL;
     if (!be->pool) {
@@ -182,6 +187,47 @@ static void cpu_mem_info(tfm_backend *be, size_t *free_bytes, size_t *total_byte
 
 /* ---- weights ---- */
 
+typedef struct pack_job {
+    const tfm_weight *w;
+    size_t row_bytes;
+    void *packed;
+} pack_job;
+
+static void pack_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const pack_job *j = ctx;
+    tfm_repack_groups(j->w->dtype, j->w->data, j->row_bytes, j->w->cols, begin, end, j->packed);
+}
+
+/* The packed rows of a model file's mapping are not read again: drop their pages from this process
+ * (they stay in the page cache and read back from the file if ever touched). Whole pages only. */
+static void release_source(const void *p, size_t bytes) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (page == 0 || (page & (page - 1)))
+        return;
+    uintptr_t begin = ((uintptr_t)p + page - 1) & ~(page - 1), end = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (end > begin)
+        (void)madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
+static tfm_status pack_weight(tfm_backend *be, tfm_weight *w) {
+    size_t row_bytes = tfm_cpu_row_bytes(w->dtype, w->cols);
+    int64_t groups = w->rows / TFM_PACK_ROWS;
+    size_t bytes = (size_t)groups * TFM_PACK_ROWS * row_bytes;
+    void *packed = NULL;
+    if (posix_memalign(&packed, 64, bytes) != 0)
+        return tfm_cpu_error(be, TFM_E_OOM, "cpu backend: cannot allocate %zu bytes for a packed %lld x %lld %s weight",
+                             bytes, (long long)w->rows, (long long)w->cols, dtype_name(w->dtype));
+    pack_job job = {w, row_bytes, packed};
+    pthread_mutex_lock(&be->lock);
+    tfm_pool_run(be->pool, pack_chunk, &job, groups, 0);
+    pthread_mutex_unlock(&be->lock);
+    if (w->flags & TFM_WEIGHT_HOST_MAPPED)
+        release_source(w->data, bytes);
+    w->backend_data = packed;
+    return TFM_OK;
+}
+
 static tfm_status cpu_weight_load(tfm_backend *be, tfm_weight *w, const void *host, tfm_dtype dtype,
                                   int64_t rows, int64_t cols) {
     if (!w || !host || rows <= 0 || cols <= 0)
@@ -196,19 +242,24 @@ static tfm_status cpu_weight_load(tfm_backend *be, tfm_weight *w, const void *ho
         return tfm_cpu_error(be, TFM_E_UNSUPPORTED,
                              "cpu backend: %lld columns of %s do not make whole blocks",
                              (long long)cols, dtype_name(dtype));
-    /* The mapped file is used in place: no copy, no repacking. */
-    w->data = host;
-    w->dtype = dtype;
-    w->rows = rows;
-    w->cols = cols;
-    w->backend_data = NULL;
+    tfm_weight loaded = {host, dtype, rows, cols, NULL, w->flags};
+    /* Weights that are multiplied and have packed kernels get a packed copy; everything else
+     * (and a packed weight's embedding rows and last rows % 16 rows) is read from `host` in place. */
+    if (be->repack && !(w->flags & TFM_WEIGHT_EMBED_ONLY) && rows >= TFM_PACK_ROWS && be->k->matvec_packed[dtype] && tfm_packable(dtype)) {
+        tfm_status st = pack_weight(be, &loaded);
+        if (st != TFM_OK)
+            return st;
+    }
+    *w = loaded;
     return TFM_OK;
 }
 
 static void cpu_weight_free(tfm_backend *be, tfm_weight *w) {
     (void)be;
-    if (w)
+    if (w) {
+        free(w->backend_data);
         w->backend_data = NULL;
+    }
 }
 
 /* ---- operations: check, lock, run ---- */
@@ -225,15 +276,41 @@ static int is_kv_dtype(tfm_dtype t) {
         return st_;                            \
     } while (0)
 
-static tfm_status cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
+static tfm_status check_matmul(tfm_backend *be, const tfm_weight *w, const float *x, const float *y, int n) {
     if (!w || !w->data || !x || !y || n < 0)
         return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul with a missing weight or buffer");
     if ((unsigned)w->dtype >= TFM_CPU_DTYPE_SLOTS || (!be->k->matvec[w->dtype] && !be->k->matvec_q[w->dtype]))
         return tfm_cpu_error(be, TFM_E_UNSUPPORTED, "cpu backend: matmul over %s weights is not supported",
                              dtype_name(w->dtype));
+    if (tfm_cpu_row_bytes(w->dtype, w->cols) == 0)
+        return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul weight has %lld columns",
+                             (long long)w->cols);
+    return TFM_OK;
+}
+
+static tfm_status cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n) {
+    tfm_status st = check_matmul(be, w, x, y, n);
+    if (st != TFM_OK || n == 0)
+        return st;
+    LOCKED(be, tfm_cpu_matmul(be, w, x, y, n));
+}
+
+static tfm_status cpu_matmul_shared(tfm_backend *be, const tfm_weight *const *w, int count, const float *x,
+                                    float *const *y, int n) {
+    if (!w || !y || count < 1 || count > TFM_CPU_SHARED_MAX)
+        return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul_shared over %d weights (1 to %d)",
+                             count, TFM_CPU_SHARED_MAX);
+    for (int i = 0; i < count; i++) {
+        tfm_status st = check_matmul(be, w[i], x, y[i], n);
+        if (st != TFM_OK)
+            return st;
+        if (w[i]->cols != w[0]->cols)
+            return tfm_cpu_error(be, TFM_E_INVALID_ARGUMENT, "cpu backend: matmul_shared over %lld and %lld columns",
+                                 (long long)w[0]->cols, (long long)w[i]->cols);
+    }
     if (n == 0)
         return TFM_OK;
-    LOCKED(be, tfm_cpu_matmul(be, w, x, y, n));
+    LOCKED(be, tfm_cpu_matmul_shared(be, w, count, x, y, n));
 }
 
 static tfm_status cpu_embed(tfm_backend *be, const tfm_weight *table, const int32_t *ids, int n, float *out) {
@@ -336,6 +413,7 @@ static const tfm_backend_ops cpu_ops = {
     .sync = cpu_sync,
     .step_begin = NULL,
     .step_end = NULL,
+    .matmul_shared = cpu_matmul_shared,
 };
 
 const tfm_backend_ops *tfm_cpu_backend_ops(void) {

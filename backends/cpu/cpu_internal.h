@@ -17,6 +17,9 @@ struct tfm_backend {
     /* Up to this many activation rows use the matrix-vector kernels, more use sgemm tiles
      * (TFM_CPU_MATVEC_MAX_N overrides it, for measurements). */
     int matvec_max_n;
+    /* Whether block-quantised weights are packed at load (repack.h) when the kernels read packed
+     * weights; TFM_CPU_REPACK=0 keeps the file's layout, for measurements. */
+    int repack;
     /* One operation at a time: sessions on different threads may share a backend instance. */
     pthread_mutex_t lock;
     /* Per-thread scratch (f32 tiles of converted weights, attention scores), grown on demand. */
@@ -39,6 +42,10 @@ tfm_status tfm_cpu_error(tfm_backend *be, tfm_status status, const char *fmt, ..
 
 /* Operations (the caller holds be->lock and has checked the arguments). */
 tfm_status tfm_cpu_matmul(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n);
+/* Weights per matmul_shared call. */
+#define TFM_CPU_SHARED_MAX 4
+tfm_status tfm_cpu_matmul_shared(tfm_backend *be, const tfm_weight *const *w, int count, const float *x,
+                                 float *const *y, int n);
 tfm_status tfm_cpu_attention(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
                              tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv,
                              int head_dim, float scale, int causal);

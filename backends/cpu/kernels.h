@@ -31,6 +31,11 @@ typedef void (*tfm_quantize_q8_fn)(const float *x, int64_t cols, void *row);
  * row t of them starts at xq + t * xq_stride. */
 typedef void (*tfm_matvec_q_fn)(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
                                 const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+/* As tfm_matvec_q_fn over a packed weight (repack.h): rows 16 g .. 16 g + 15 for the groups g in
+ * [g0, g1), any number of activation rows nt. `packed` is the start of the whole packed weight and
+ * `row_bytes` the bytes of one row in the file's layout. */
+typedef void (*tfm_matvec_packed_fn)(const void *packed, size_t row_bytes, int64_t cols, int64_t g0, int64_t g1,
+                                     const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
 /* dot(x, v) with v in the dtype (KV cache rows). */
 typedef float (*tfm_dot_fn)(const float *x, const void *v, int64_t n);
 /* y += a * v with v in the dtype. */
@@ -43,6 +48,8 @@ typedef struct tfm_cpu_kernels {
     int matvec_max_n;
     tfm_matvec_fn matvec[TFM_CPU_DTYPE_SLOTS];      /* f32, f16, bf16 */
     tfm_matvec_q_fn matvec_q[TFM_CPU_DTYPE_SLOTS];  /* block-quantised types */
+    /* Packed block-quantised weights (NULL: this table reads the file's layout only). */
+    tfm_matvec_packed_fn matvec_packed[TFM_CPU_DTYPE_SLOTS];
     tfm_quantize_q8_fn quantize_q8;
     tfm_to_f32_fn to_f32[TFM_CPU_DTYPE_SLOTS];      /* every weight dtype (NULL: not supported) */
     tfm_from_f32_fn from_f32[TFM_CPU_DTYPE_SLOTS];  /* f32, f16, bf16 */
@@ -79,6 +86,17 @@ void tfm_matvec_q5_k_avx512vnni(const void *w, size_t row_bytes, int64_t cols, i
                                 const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
 void tfm_matvec_q6_k_avx512vnni(const void *w, size_t row_bytes, int64_t cols, int64_t r0, int64_t r1,
                                 const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
+
+/* The AVX-512 VNNI kernels over packed weights (kernels_packed_avx512.c). */
+#define DECLARE_MATVEC_PACKED(NAME)                                                                      \
+    void NAME(const void *packed, size_t row_bytes, int64_t cols, int64_t g0, int64_t g1, const void *xq, \
+              size_t xq_stride, int nt, float *y, size_t ldy);
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q8_0_avx512vnni)
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_0_avx512vnni)
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_k_avx512vnni)
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q5_k_avx512vnni)
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q6_k_avx512vnni)
+#undef DECLARE_MATVEC_PACKED
 
 /* The portable quantised kernels (kernels_quant_generic.c), shared by every table that has no
  * faster version of one of them. */

@@ -303,6 +303,11 @@ static const tfm_cpu_kernels avx512vnni_kernels = {
     .matvec_q = {[TFM_DTYPE_Q8_0] = tfm_matvec_q8_0_avx512vnni, [TFM_DTYPE_Q4_0] = tfm_matvec_q4_0_avx512vnni,
                  [TFM_DTYPE_Q4_K] = tfm_matvec_q4_k_avx512vnni, [TFM_DTYPE_Q5_K] = tfm_matvec_q5_k_avx512vnni,
                  [TFM_DTYPE_Q6_K] = tfm_matvec_q6_k_avx512vnni},
+    .matvec_packed = {[TFM_DTYPE_Q8_0] = tfm_matvec_packed_q8_0_avx512vnni,
+                      [TFM_DTYPE_Q4_0] = tfm_matvec_packed_q4_0_avx512vnni,
+                      [TFM_DTYPE_Q4_K] = tfm_matvec_packed_q4_k_avx512vnni,
+                      [TFM_DTYPE_Q5_K] = tfm_matvec_packed_q5_k_avx512vnni,
+                      [TFM_DTYPE_Q6_K] = tfm_matvec_packed_q6_k_avx512vnni},
     .quantize_q8 = tfm_quantize_q8_avx512,
 };
 

@@ -38,8 +38,12 @@ void tfm_quantize_q8_avx512(const float *x, int64_t cols, void *row) {
         __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q);
         _mm256_storeu_si256((__m256i *)(r.lane + 8 * b), lanes);
         __m256i s4 = _mm256_hadd_epi32(lanes, lanes);
-        s4 = _mm256_hadd_epi32(s4, s4);
-        int sum = _mm256_extract_epi32(s4, 0) + _mm256_extract_epi32(s4, 4);
+        s4 = _mm256_hadd_epi32(s4, s4); /* element 0: lanes 0-3, element 4: lanes 4-7 */
+        int lo = _mm256_extract_epi32(s4, 0), hi = _mm256_extract_epi32(s4, 4);
+        int sum = lo + hi;
+        r.sum16[2 * b] = lo;
+        r.sum16[2 * b + 1] = hi;
+        r.sum32[b] = sum;
         r.d[b] = amax / 127.0f;
         r.bsum[b] = r.d[b] * (float)sum;
     }

@@ -131,7 +131,8 @@ DEFINE_DEQUANT(tfm_dequant_q6_k, TFM_DTYPE_Q6_K)
 void tfm_quantize_q8_generic(const float *x, int64_t cols, void *row) {
     tfm_q8_row r = tfm_q8_row_at(row, cols);
     for (int64_t b = 0; b < cols / TFM_Q_BLOCK; b++)
-        tfm_q8_block(x + b * TFM_Q_BLOCK, r.q + b * TFM_Q_BLOCK, &r.d[b], &r.bsum[b], r.lane + b * (TFM_Q_BLOCK / 4));
+        tfm_q8_block(x + b * TFM_Q_BLOCK, r.q + b * TFM_Q_BLOCK, &r.d[b], &r.bsum[b], r.lane + b * (TFM_Q_BLOCK / 4),
+                     &r.sum32[b], r.sum16 + 2 * b);
 }
 
 /* ---- dot products: integer sums per 16 values, scaled in float ---- */

@@ -90,9 +90,13 @@ static inline void tfm_k_scale_min(const uint8_t *scales, int j, int *sc, int *m
  *   lane   int32 [cols / 4]: sum of each group of 4 consecutive q (for the offset corrections)
  *   d      f32 [cols / 32]: block scales
  *   bsum   f32 [cols / 32]: d * sum of the block's q (for the Q4_K / Q5_K minimums)
- * Rows are tfm_q8_row_bytes(cols) apart, every part 64-byte aligned when the row is. */
+ *   sum32  int32 [cols / 32]: sum of the block's q
+ *   sum16  int32 [cols / 16]: sum of each half block's q (Q6_K's scale groups)
+ * Rows are tfm_q8_row_bytes(cols) apart (a multiple of 64 bytes); q and lane are 32-byte aligned when
+ * the row is, the other parts 4-byte aligned. */
 static inline size_t tfm_q8_row_bytes(int64_t cols) {
-    size_t b = (size_t)cols + (size_t)cols + (size_t)cols / 8 + (size_t)cols / 8;
+    size_t c = (size_t)cols;
+    size_t b = c + c + c / 8 + c / 8 + c / 8 + c / 4;
     return (b + 63) & ~(size_t)63;
 }
 typedef struct tfm_q8_row {
@@ -100,15 +104,20 @@ typedef struct tfm_q8_row {
     int32_t *lane;
     float *d;
     float *bsum;
+    int32_t *sum32;
+    int32_t *sum16;
 } tfm_q8_row;
 static inline tfm_q8_row tfm_q8_row_at(void *base, int64_t cols) {
     char *p = base;
-    tfm_q8_row r = {(int8_t *)p, (int32_t *)(p + cols), (float *)(p + 2 * cols), (float *)(p + 2 * cols + cols / 8)};
+    size_t c = (size_t)cols;
+    tfm_q8_row r = {(int8_t *)p, (int32_t *)(p + c), (float *)(p + 2 * c), (float *)(p + 2 * c + c / 8),
+                    (int32_t *)(p + 2 * c + c / 4), (int32_t *)(p + 2 * c + 3 * c / 8)};
     return r;
 }
 
 /* Quantises one block of 32 activations (the definition every path follows). */
-static inline void tfm_q8_block(const float *x, int8_t *q, float *d, float *bsum, int32_t *lane) {
+static inline void tfm_q8_block(const float *x, int8_t *q, float *d, float *bsum, int32_t *lane, int32_t *sum32,
+                                int32_t *sum16) {
     float amax = 0.0f;
     for (int i = 0; i < TFM_Q_BLOCK; i++) {
         float a = x[i] < 0 ? -x[i] : x[i];
@@ -124,6 +133,9 @@ static inline void tfm_q8_block(const float *x, int8_t *q, float *d, float *bsum
     }
     for (int i = 0; i < TFM_Q_BLOCK / 4; i++)
         lane[i] = q[4 * i] + q[4 * i + 1] + q[4 * i + 2] + q[4 * i + 3];
+    sum16[0] = lane[0] + lane[1] + lane[2] + lane[3];
+    sum16[1] = lane[4] + lane[5] + lane[6] + lane[7];
+    *sum32 = sum;
     *d = amax / 127.0f;
     *bsum = *d * (float)sum;
 }

@@ -57,9 +57,9 @@ float tfm_ref_weight_element(tfm_dtype dtype, const void *row, int64_t i) {
 static void quantize_activations(const float *x, int64_t cols, float *xd) {
     for (int64_t b = 0; b < cols / 32; b++) {
         int8_t q[32];
-        int32_t lane[8];
+        int32_t lane[8], sum32, sum16[2];
         float d, bsum;
-        tfm_q8_block(x + b * 32, q, &d, &bsum, lane);
+        tfm_q8_block(x + b * 32, q, &d, &bsum, lane, &sum32, sum16);
         for (int i = 0; i < 32; i++)
             xd[b * 32 + i] = d * (float)q[i];
     }

@@ -85,6 +85,17 @@ void tfm_run_state_free(tfm_run_state *rs, const tfm_model *m) {
     memset(rs, 0, sizeof *rs);
 }
 
+/* y[i] = x · w[i]ᵀ for weights of the same input, in one backend call where the backend offers it. */
+static tfm_status matmul_shared(const tfm_model *m, const tfm_weight *const *w, int count, const float *x,
+                                float *const *y, int n) {
+    if (m->ops->matmul_shared) return m->ops->matmul_shared(m->be, w, count, x, y, n);
+    for (int i = 0; i < count; i++) {
+        tfm_status st = m->ops->matmul(m->be, w[i], x, y[i], n);
+        if (st) return st;
+    }
+    return TFM_OK;
+}
+
 /* One transformer block over n rows of the residual stream x. */
 static tfm_status block(const tfm_model *m, tfm_run_state *rs, int l, int n, int pos0) {
     const tfm_backend_ops *ops = m->ops;
@@ -95,9 +106,9 @@ static tfm_status block(const tfm_model *m, tfm_run_state *rs, int l, int n, int
 
     /* attention: RMSNorm, Q/K/V projections, RoPE, KV cache append, causal attention, output proj */
     TRY(ops->rmsnorm(be, rs->x, &L->attn_norm, rs->xb, n, dim, hp->rms_eps));
-    TRY(ops->matmul(be, &L->wq, rs->xb, rs->q, n));
-    TRY(ops->matmul(be, &L->wk, rs->xb, rs->k, n));
-    TRY(ops->matmul(be, &L->wv, rs->xb, rs->v, n));
+    const tfm_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *qkv_out[3] = {rs->q, rs->k, rs->v};
+    TRY(matmul_shared(m, qkv, 3, rs->xb, qkv_out, n));
     TRY(ops->rope(be, rs->q, n, hp->n_head, hd, pos0, m->inv_freq, hp->rope_pairing));
     TRY(ops->rope(be, rs->k, n, hp->n_head_kv, hd, pos0, m->inv_freq, hp->rope_pairing));
     TRY(ops->kv_store(be, rs->k_cache[l], rs->kv_dtype, pos0, rs->k, n, kv_width));
@@ -109,8 +120,9 @@ static tfm_status block(const tfm_model *m, tfm_run_state *rs, int l, int n, int
 
     /* feed-forward: RMSNorm, SwiGLU, down projection */
     TRY(ops->rmsnorm(be, rs->x, &L->ffn_norm, rs->xb, n, dim, hp->rms_eps));
-    TRY(ops->matmul(be, &L->w_gate, rs->xb, rs->hb, n));
-    TRY(ops->matmul(be, &L->w_up, rs->xb, rs->hb2, n));
+    const tfm_weight *gate_up[2] = {&L->w_gate, &L->w_up};
+    float *gate_up_out[2] = {rs->hb, rs->hb2};
+    TRY(matmul_shared(m, gate_up, 2, rs->xb, gate_up_out, n));
     TRY(ops->swiglu(be, rs->hb, rs->hb2, rs->hb, (size_t)n * hp->n_ff));
     TRY(ops->matmul(be, &L->w_down, rs->hb, rs->xb, n));
     TRY(ops->add(be, rs->x, rs->xb, (size_t)n * dim)); /* residual */

@@ -93,7 +93,7 @@ static void test_matmul(const tfm_backend_ops *ops, tfm_backend *be, digest *dg)
             int rows = shapes[s][0], cols = shapes[s][1];
             float *wf = random_floats((size_t)rows * cols, -1, 1);
             void *wd = to_dtype(dt, wf, (size_t)rows * cols);
-            tfm_weight w;
+            tfm_weight w = {0};
             CHECK(ops->weight_load(be, &w, wd, dt, rows, cols) == TFM_OK, "weight_load %s", dtype_str(dt));
             for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
                 int n = ns[k];
@@ -175,7 +175,7 @@ static void test_quant(const tfm_backend_ops *ops, tfm_backend *be, digest *dg) 
             int rows = shapes[s][0], cols = shapes[s][1];
             uint8_t *wd = random_quant(dt, rows, cols);
             size_t row_bytes = tfm_cpu_row_bytes(dt, cols);
-            tfm_weight w;
+            tfm_weight w = {0};
             CHECK(ops->weight_load(be, &w, wd, dt, rows, cols) == TFM_OK, "weight_load %s", qname(dt));
             for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
                 int n = ns[k];
@@ -209,13 +209,78 @@ static void test_quant(const tfm_backend_ops *ops, tfm_backend *be, digest *dg) 
                 }
             CHECK(exact, "embed %s differs from the block definition", qname(dt));
             free(out);
+            ops->weight_free(be, &w);
             free(wd);
         }
     /* a row must hold whole blocks */
-    tfm_weight w;
+    tfm_weight w = {0};
     uint8_t buf[1024] = {0};
     CHECK(ops->weight_load(be, &w, buf, TFM_DTYPE_Q4_K, 2, 128) == TFM_E_UNSUPPORTED, "q4_k with 128 columns");
     CHECK(ops->weight_load(be, &w, buf, TFM_DTYPE_Q4_0, 2, 48) == TFM_E_UNSUPPORTED, "q4_0 with 48 columns");
+}
+
+/* ---- matmul_shared: several weights over one input give what matmul gives, bit for bit ---- */
+static void test_matmul_shared(const tfm_backend_ops *ops, tfm_backend *be, digest *dg) {
+    /* Q4_K_M-like mixes: the same type, mixed quantised types, float types, quantised with float */
+    static const tfm_dtype mixes[][3] = {
+        {TFM_DTYPE_Q4_K, TFM_DTYPE_Q4_K, TFM_DTYPE_Q6_K}, {TFM_DTYPE_Q4_0, TFM_DTYPE_Q8_0, TFM_DTYPE_Q4_0},
+        {TFM_DTYPE_F16, TFM_DTYPE_F16, TFM_DTYPE_F16}, {TFM_DTYPE_BF16, TFM_DTYPE_F32, TFM_DTYPE_Q8_0}};
+    static const int rows[3] = {48, 21, 16};
+    static const int ns[] = {1, 3, 7, 40};
+    const int cols = 512;
+    for (size_t m = 0; m < sizeof mixes / sizeof mixes[0]; m++) {
+        tfm_weight w[3] = {{0}};
+        void *data[3];
+        for (int i = 0; i < 3; i++) {
+            tfm_dtype dt = mixes[m][i];
+            if (tfm_is_quantized(dt)) {
+                data[i] = random_quant(dt, rows[i], cols);
+            } else {
+                float *f = random_floats((size_t)rows[i] * cols, -1, 1);
+                data[i] = to_dtype(dt, f, (size_t)rows[i] * cols);
+                free(f);
+            }
+            CHECK(ops->weight_load(be, &w[i], data[i], dt, rows[i], cols) == TFM_OK, "weight_load for matmul_shared");
+        }
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+            int n = ns[k];
+            float *x = random_floats((size_t)n * cols, -1, 1);
+            float *y[3], *ref[3];
+            for (int i = 0; i < 3; i++) {
+                y[i] = calloc((size_t)n * rows[i], sizeof(float));
+                ref[i] = calloc((size_t)n * rows[i], sizeof(float));
+                CHECK(ops->matmul(be, &w[i], x, ref[i], n) == TFM_OK, "matmul");
+            }
+            const tfm_weight *ws[3] = {&w[0], &w[1], &w[2]};
+            for (int count = 2; count <= 3; count++) {
+                CHECK(ops->matmul_shared(be, ws, count, x, y, n) == TFM_OK, "matmul_shared: %s", last_error);
+                for (int i = 0; i < count; i++)
+                    CHECK(memcmp(y[i], ref[i], (size_t)n * rows[i] * sizeof(float)) == 0,
+                          "matmul_shared mix %zu, weight %d of %d, n=%d differs from matmul", m, i, count, n);
+            }
+            for (int i = 0; i < 3; i++) {
+                digest_add(dg, y[i], (size_t)n * rows[i]);
+                free(y[i]), free(ref[i]);
+            }
+            free(x);
+        }
+        /* bad calls: no weights, too many, different widths */
+        float x1[512] = {0}, out[64];
+        float *outs[5] = {out, out, out, out, out};
+        const tfm_weight *five[5] = {&w[0], &w[0], &w[0], &w[0], &w[0]};
+        CHECK(ops->matmul_shared(be, five, 0, x1, outs, 1) == TFM_E_INVALID_ARGUMENT, "matmul_shared of 0 weights");
+        CHECK(ops->matmul_shared(be, five, 5, x1, outs, 1) == TFM_E_INVALID_ARGUMENT, "matmul_shared of 5 weights");
+        tfm_weight narrow = {0};
+        float nd[16 * 32] = {0};
+        CHECK(ops->weight_load(be, &narrow, nd, TFM_DTYPE_F32, 16, 32) == TFM_OK, "narrow weight");
+        const tfm_weight *mixed[2] = {&w[0], &narrow};
+        CHECK(ops->matmul_shared(be, mixed, 2, x1, outs, 1) == TFM_E_INVALID_ARGUMENT, "matmul_shared of 512 and 32 columns");
+        ops->weight_free(be, &narrow);
+        for (int i = 0; i < 3; i++) {
+            ops->weight_free(be, &w[i]);
+            free(data[i]);
+        }
+    }
 }
 
 /* ---- embed ---- */
@@ -226,7 +291,7 @@ static void test_embed(const tfm_backend_ops *ops, tfm_backend *be, digest *dg) 
         tfm_dtype dt = float_types[d];
         float *tf = random_floats((size_t)vocab * cols, -2, 2);
         void *td = to_dtype(dt, tf, (size_t)vocab * cols);
-        tfm_weight w;
+        tfm_weight w = {0};
         CHECK(ops->weight_load(be, &w, td, dt, vocab, cols) == TFM_OK, "weight_load");
         float out[6 * 37], ref[6 * 37];
         CHECK(ops->embed(be, &w, ids, n, out) == TFM_OK, "embed");
@@ -249,7 +314,7 @@ static void test_rmsnorm(const tfm_backend_ops *ops, tfm_backend *be, digest *dg
             int dim = dims[a], n = ns[b];
             float *x = random_floats((size_t)n * dim, -3, 3), *g = random_floats((size_t)dim, 0.5f, 1.5f);
             float *y = malloc((size_t)n * dim * sizeof *y), *ref = malloc((size_t)n * dim * sizeof *ref);
-            tfm_weight gw;
+            tfm_weight gw = {0};
             ops->weight_load(be, &gw, g, TFM_DTYPE_F32, 1, dim);
             CHECK(ops->rmsnorm(be, x, &gw, y, n, dim, 1e-5f) == TFM_OK, "rmsnorm");
             tfm_ref_rmsnorm(x, g, ref, n, dim, 1e-5f);
@@ -406,7 +471,7 @@ static void test_table(const tfm_backend_ops *ops, tfm_backend *be) {
     ops->mem_info(be, &fr, &tot);
     CHECK(fr == 0 && tot == 0, "cpu mem_info reports unknown");
     CHECK(ops->sync(be) == TFM_OK, "sync");
-    tfm_weight w;
+    tfm_weight w = {0};
     float data[4] = {0};
     last_error[0] = 0;
     CHECK(ops->weight_load(be, &w, data, TFM_DTYPE_I32, 2, 2) == TFM_E_UNSUPPORTED && last_error[0], "i32 weights");
@@ -433,6 +498,7 @@ int main(void) {
             test_matmul(ops, be, &dg);
             test_embed(ops, be, &dg);
             test_quant(ops, be, &dg);
+            test_matmul_shared(ops, be, &dg);
             test_rmsnorm(ops, be, &dg);
             test_rope(ops, be, &dg);
             test_kv_store(ops, be, &dg);

@@ -140,7 +140,9 @@ def main():
                 deq = np.frombuffer(data, np.float32, rows * cols, o).reshape(rows, cols); o += 4 * rows * cols
                 q = np.frombuffer(data, np.int8, n * cols, o).reshape(n, cols); o += n * cols
                 d = np.frombuffer(data, np.float32, n * cols // 32, o); o += 4 * n * cols // 32
-                y = np.frombuffer(data, np.float32, n * rows, o).reshape(n, rows)
+                y = np.frombuffer(data, np.float32, n * rows, o).reshape(n, rows); o += 4 * n * rows
+                has_packed = np.frombuffer(data, np.int32, 1, o)[0]; o += 4
+                y_packed = np.frombuffer(data, np.float32, n * rows, o).reshape(n, rows) if has_packed else None
                 problems = []
                 if not np.array_equal(deq.view(np.uint32), w_ref.view(np.uint32)):
                     bad = np.argwhere(deq.view(np.uint32) != w_ref.view(np.uint32))[0]
@@ -150,11 +152,16 @@ def main():
                 err = np.abs(y.astype(np.float64) - y_ref) / mag
                 if err.max() > 1e-5:
                     problems.append(f"dot products: worst error {err.max():.3g} of the absolute sum (limit 1e-5)")
+                if has_packed:
+                    err_p = np.abs(y_packed.astype(np.float64) - y_ref) / mag
+                    if err_p.max() > 1e-5:
+                        problems.append(f"packed dot products: worst error {err_p.max():.3g} of the absolute sum (limit 1e-5)")
                 for p in problems:
                     print(f"FAIL {isa} {NAMES[t]}: {p}")
                 failures += len(problems)
                 if not problems:
-                    print(f"ok   {isa:10s} {NAMES[t]}: dequantisation exact, worst dot error {err.max():.2g}")
+                    packed = f", packed {err_p.max():.2g}" if has_packed else ""
+                    print(f"ok   {isa:10s} {NAMES[t]}: dequantisation exact, worst dot error {err.max():.2g}{packed}")
     if "generic" not in ran:
         print("FAIL: the portable kernels did not run")
         failures += 1
