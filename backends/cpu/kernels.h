@@ -96,6 +96,14 @@ DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_0_avx512vnni)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_k_avx512vnni)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q5_k_avx512vnni)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q6_k_avx512vnni)
+
+/* The AVX2 quantised kernels: activations (kernels_quant_avx2.c) and packed weights
+ * (kernels_packed_avx2.c). */
+void tfm_quantize_q8_avx2(const float *x, int64_t cols, void *row);
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q8_0_avx2)
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_0_avx2)
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_k_avx2)
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q6_k_avx2)
 #undef DECLARE_MATVEC_PACKED
 
 /* The portable quantised kernels (kernels_quant_generic.c), shared by every table that has no

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "cpu_features.h"
 #include "half.h"
 #include "kernels.h"
 #include "quant.h"
@@ -478,6 +479,34 @@ static void test_table(const tfm_backend_ops *ops, tfm_backend *be) {
     CHECK(ops->weight_load(be, &w, data, TFM_DTYPE_F32, 2, 2) == TFM_OK && w.data == data, "weights are not copied");
 }
 
+/* Every field of a table's activation quantisation against tfm_q8_block, bit for bit: random blocks,
+ * an all-zero block, blocks whose scaled values fall exactly on .5 (ties to even) and tiny values. */
+static void test_quantize_q8(const char *isa) {
+    const tfm_cpu_kernels *k = tfm_cpu_kernels_named(isa);
+    if (!k)
+        return;
+    enum { COLS = 32 * 12 };
+    float *x = random_floats(COLS, -3, 3);
+    memset(x + 32, 0, 32 * sizeof *x);
+    for (int i = 0; i < 32; i++) {
+        x[64 + i] = (float)(i - 16) + 0.5f;          /* amax 127 below: 127/amax = 1 */
+        x[96 + i] = (float)(i - 16) * 0.5f + 0.25f;  /* amax 63.5 below: 127/amax = 2 */
+        x[128 + i] = rng_uniform(-1e-30f, 1e-30f);
+    }
+    x[64] = -127.0f;
+    x[96] = 63.5f;
+    size_t bytes = tfm_q8_row_bytes(COLS);
+    void *got = aligned_alloc(64, bytes), *want = aligned_alloc(64, bytes);
+    memset(got, 0, bytes);
+    memset(want, 0, bytes);
+    k->quantize_q8(x, COLS, got);
+    tfm_q8_row w = tfm_q8_row_at(want, COLS);
+    for (int b = 0; b < COLS / 32; b++)
+        tfm_q8_block(x + 32 * b, w.q + 32 * b, w.d + b, w.bsum + b, w.lane + 8 * b, w.sum32 + b, w.sum16 + 2 * b);
+    CHECK(memcmp(got, want, bytes) == 0, "%s: quantize_q8 differs from tfm_q8_block", isa);
+    free(x), free(got), free(want);
+}
+
 int main(void) {
     const char *isas[] = {"generic", "avx2", "avx512", "avx512vnni"};
     const int threads[] = {1, 2, 3};
@@ -515,6 +544,7 @@ int main(void) {
             printf("%-8s %d thread(s): %s\n", isas[a], threads[t], failures == before ? "ok" : "FAILED");
         }
         free(first.v);
+        test_quantize_q8(isas[a]);
     }
     unsetenv("TFM_CPU_ISA");
     if (failures)
