@@ -23,6 +23,8 @@
  * while the q/k/v matvec drains, and the output projection's matvec becomes resident, and queues its
  * weights, while attention runs (pdl_launch_dependents comes first for that).
  */
+#include <cooperative_groups.h>
+
 #include "cuda_internal.h"
 
 #define LOG2E 1.4426950408889634f
@@ -70,6 +72,7 @@ struct decode_args {
     const int *pos_ptr;     /* recording: the query position is *pos_ptr + pos_delta, else pos0 */
     int pos0, pos_delta;
     int group, kv_stride, splits;
+    int cluster;            /* the head's splits form one block cluster: merged through shared memory */
     float qscale;           /* scale * log2(e): scores in base 2 */
 };
 
@@ -105,6 +108,7 @@ __global__ void __launch_bounds__(DECODE_WARPS * 32, DECODE_MIN_BLOCKS)
     __shared__ float sm_acc[DECODE_WARPS][D];
     __shared__ float sm_pm[DECODE_MAX_SPLITS], sm_pl[DECODE_MAX_SPLITS];
     __shared__ int sm_last;
+    __shared__ float sm_o[D], sm_ml[2]; /* the block's merged output, max and sum (cluster merge) */
     pdl_launch_dependents(); /* the next kernel may become resident now and queue its weights */
 
     const int h = blockIdx.x, s = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -254,6 +258,51 @@ __global__ void __launch_bounds__(DECODE_WARPS * 32, DECODE_MIN_BLOCKS)
         return;
     }
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 /* (older targets merge through memory, cluster or not) */
+    if (a.cluster) {
+        /* The block's result stays in its shared memory; the cluster's first block reads the others'
+         * there (no round trips through L2, no fence, no counter). */
+        namespace cg = cooperative_groups;
+        cg::cluster_group cluster = cg::this_cluster();
+        for (int d = threadIdx.x; d < D; d += THREADS) {
+            float o = 0.0f;
+#pragma unroll
+            for (int w = 0; w < DECODE_WARPS; w++) o += sm_acc[w][d] * wsc[w];
+            sm_o[d] = o;
+        }
+        if (threadIdx.x == 0) {
+            sm_ml[0] = M;
+            sm_ml[1] = lsum;
+        }
+        cluster.sync(); /* every block's result is written (and visible to the cluster) */
+        if (s == 0) {
+            float GM = -INFINITY;
+            for (int p = 0; p < splits; p++) GM = fmaxf(GM, *cluster.map_shared_rank(&sm_ml[0], p));
+            float total = 0.0f, o[DPT];
+#pragma unroll
+            for (int t = 0; t < DPT; t++) o[t] = 0.0f;
+            for (int p = 0; p < splits; p++) {
+                const float pm = *cluster.map_shared_rank(&sm_ml[0], p);
+                const float wgt = GM == -INFINITY || pm == -INFINITY ? 0.0f : exp2f(pm - GM);
+                total += wgt * *cluster.map_shared_rank(&sm_ml[1], p);
+                const float *po = cluster.map_shared_rank(sm_o, p);
+#pragma unroll
+                for (int t = 0; t < DPT; t++)
+                    if (threadIdx.x + t * THREADS < D) o[t] = fmaf(wgt, po[threadIdx.x + t * THREADS], o[t]);
+            }
+            const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+#pragma unroll
+            for (int t = 0; t < DPT; t++)
+                if (threadIdx.x + t * THREADS < D) a.out[(size_t)h * D + threadIdx.x + t * THREADS] = o[t] * inv;
+            if (FUSED && warp == 0) /* every block of the cluster has passed the barrier: none still reads q */
+#pragma unroll
+                for (int e = 0; e < EPL; e++) q_out[e] = qv[e];
+        }
+        cluster.sync(); /* the others' shared memory must outlive the first block's reads */
+        return;
+    }
+#endif
+
     float *slot = a.partial + ((size_t)h * splits + s) * (D + 2);
     for (int d = threadIdx.x; d < D; d += THREADS) {
         float o = 0.0f;
@@ -323,18 +372,51 @@ static int decode_splits(const tfm_backend *be, int L, int n_head, int head_dim)
 }
 
 template <int FUSED>
-static cudaError_t launch_decode(tfm_backend *be, tfm_dtype kv_dtype, int head_dim, int n_head,
-                                 const decode_args &a, const decode_rope_args &r) {
+static cudaError_t launch_decode(tfm_backend *be, tfm_dtype kv_dtype, int head_dim, int n_head, decode_args a,
+                                 const decode_rope_args &r) {
     dim3 grid((unsigned)n_head, (unsigned)a.splits), block(DECODE_WARPS * 32);
-    return with_storage_type(kv_dtype, [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        switch (head_dim / 32) {
-        case 1: return tfm_cuda_launch(be, attention_decode_kernel<T, 1, FUSED>, grid, block, 0, a, r);
-        case 2: return tfm_cuda_launch(be, attention_decode_kernel<T, 2, FUSED>, grid, block, 0, a, r);
-        case 4: return tfm_cuda_launch(be, attention_decode_kernel<T, 4, FUSED>, grid, block, 0, a, r);
-        default: return tfm_cuda_launch(be, attention_decode_kernel<T, 8, FUSED>, grid, block, 0, a, r);
-        }
-    });
+    auto launch = [&](dim3 cluster) {
+        return with_storage_type(kv_dtype, [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            switch (head_dim / 32) {
+            case 1: return tfm_cuda_launch_cluster(be, cluster, attention_decode_kernel<T, 1, FUSED>, grid, block, 0, a, r);
+            case 2: return tfm_cuda_launch_cluster(be, cluster, attention_decode_kernel<T, 2, FUSED>, grid, block, 0, a, r);
+            case 4: return tfm_cuda_launch_cluster(be, cluster, attention_decode_kernel<T, 4, FUSED>, grid, block, 0, a, r);
+            default: return tfm_cuda_launch_cluster(be, cluster, attention_decode_kernel<T, 8, FUSED>, grid, block, 0, a, r);
+            }
+        });
+    };
+    /* a head's splits as one cluster where that is allowed (at most 8 blocks, portable size) */
+    a.cluster = be->attn_cluster && a.splits > 1 && a.splits <= 8;
+    if (a.cluster) {
+        cudaError_t err = launch(dim3(1, (unsigned)a.splits, 1));
+        if (err == cudaSuccess) return err;
+        cudaGetLastError(); /* refused (nothing was queued): merge through memory instead */
+        a.cluster = 0;
+    }
+    return launch(dim3(1, 1, 1));
+}
+
+/* Keeps the cluster merge only where a cluster of 8 decode blocks can be placed at all (a partitioned
+ * GPU may have too few SMs per cluster group): a launch that cannot run would fail inside a recording. */
+void tfm_cuda_attention_decode_setup(tfm_backend *be) {
+    if (!be->attn_cluster) return;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(1, 8);
+    cfg.blockDim = dim3(DECODE_WARPS * 32);
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = 1;
+    attr.val.clusterDim.y = 8;
+    attr.val.clusterDim.z = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, attention_decode_kernel<__half, 4, 1>, &cfg) != cudaSuccess ||
+        clusters < 1) {
+        cudaGetLastError();
+        be->attn_cluster = 0;
+    }
 }
 
 static int decode_shape_ok(const float *q, const void *k_cache, const void *v_cache, tfm_dtype kv_dtype, int n_head,
@@ -362,6 +444,7 @@ static decode_args decode_common(tfm_backend *be, float *q, const void *k_cache,
     a.kv_stride = n_head_kv * head_dim;
     a.splits = decode_splits(be, pos0 + 1, n_head, head_dim);
     a.qscale = scale * LOG2E;
+    a.cluster = 0;
     return a;
 }
 

@@ -204,6 +204,8 @@ static tfm_status cuda_init(const tfm_backend_init_params *params, const tfm_bac
     be->matvec_variant = env_int("TFM_CUDA_MATVEC", 0);
     be->attn_splits = env_int("TFM_CUDA_ATTN_SPLITS", 0);
     be->attn_fuse = env_int("TFM_CUDA_ATTN_FUSE", 1) != 0;
+    be->attn_cluster = be->prop.major >= 9 && env_int("TFM_CUDA_ATTN_CLUSTER", 1) != 0;
+    tfm_cuda_attention_decode_setup(be);
     be->mvx_variant = env_int("TFM_CUDA_MVX", 0);
     be->mvs_depth = env_int("TFM_CUDA_MVS", 8);
     if (be->mvs_depth != 0 && be->mvs_depth != 16) be->mvs_depth = 8;

@@ -104,6 +104,7 @@ struct tfm_backend {
                              * first (2) or block by block (1); 0 = a contiguous run */
     int attn_splits;        /* TFM_CUDA_ATTN_SPLITS: split-K blocks per head for one query (0: chosen) */
     int attn_fuse;          /* TFM_CUDA_ATTN_FUSE=0: decode RoPE/KV append as their own kernel, not in attention */
+    int attn_cluster;       /* decode attention merges its splits through a block cluster (TFM_CUDA_ATTN_CLUSTER) */
     tfm_dtype weight_dtype_f32;  /* what f32 matrices become on the device (TFM_CUDA_WEIGHT_DTYPE) */
 
     /* Decode-step state: position and token, read by kernels while recording / replaying. */
@@ -212,20 +213,36 @@ static inline const int *tfm_cuda_step_pos(tfm_backend *be) { return be->recordi
 
 /* ---- launching ---- */
 
+/* The same as a thread-block cluster of `cluster` blocks (Hopper; 1x1x1: no cluster). */
 template <typename... KArgs, typename... Args>
-static inline cudaError_t tfm_cuda_launch(tfm_backend *be, void (*kernel)(KArgs...), dim3 grid, dim3 block,
-                                          size_t smem, Args... args) {
+static inline cudaError_t tfm_cuda_launch_cluster(tfm_backend *be, dim3 cluster, void (*kernel)(KArgs...), dim3 grid,
+                                                  dim3 block, size_t smem, Args... args) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = be->stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchAttribute attr[2];
+    int n = 0;
+    if (be->use_pdl) {
+        attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[n++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster.x * cluster.y * cluster.z > 1) {
+        attr[n].id = cudaLaunchAttributeClusterDimension;
+        attr[n].val.clusterDim.x = cluster.x;
+        attr[n].val.clusterDim.y = cluster.y;
+        attr[n++].val.clusterDim.z = cluster.z;
+    }
     cfg.attrs = attr;
-    cfg.numAttrs = be->use_pdl ? 1 : 0;
+    cfg.numAttrs = n;
     return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
+}
+
+template <typename... KArgs, typename... Args>
+static inline cudaError_t tfm_cuda_launch(tfm_backend *be, void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                                          size_t smem, Args... args) {
+    return tfm_cuda_launch_cluster(be, dim3(1, 1, 1), kernel, grid, block, smem, args...);
 }
 
 /* Calls f(type_tag<T>()) with T the element type of a storage dtype (f32, f16, anything else bf16:
@@ -331,6 +348,8 @@ tfm_status tfm_cuda_attention_flash(tfm_backend *be, const float *q, const void 
                                     int head_dim, float scale, int causal, void *out16);
 /* Raises the flash kernels' shared-memory limit (once, at init). */
 tfm_status tfm_cuda_attention_setup(tfm_backend *be);
+/* Turns the cluster merge of decode attention off where clusters of its size cannot run. */
+void tfm_cuda_attention_decode_setup(tfm_backend *be);
 tfm_status tfm_cuda_attention_simple(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
                                      tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv,
                                      int head_dim, float scale, int causal);

@@ -566,11 +566,13 @@ static void mini_state(mini_model *m, int pos, float *out) {
 }
 #define MM_STATE (MM_VOCAB + 2 * MM_DIM + MM_FF + MM_HEADS * MM_HD + MM_KV * MM_HD)
 
-static tfm_backend *instance(const char *graphs, const char *pdl, const char *fuse, const char *mvx) {
+static tfm_backend *instance(const char *graphs, const char *pdl, const char *fuse, const char *mvx,
+                             const char *splits) {
     setenv("TFM_CUDA_GRAPHS", graphs, 1);
     setenv("TFM_CUDA_PDL", pdl, 1);
     setenv("TFM_CUDA_FUSE", fuse, 1);
     setenv("TFM_CUDA_MVX", mvx, 1);
+    setenv("TFM_CUDA_ATTN_SPLITS", splits, 1);
     tfm_backend_init_params p = {0, 0};
     tfm_backend *b = NULL;
     tfm_status st = ops->init(&p, &host, &b);
@@ -578,25 +580,30 @@ static tfm_backend *instance(const char *graphs, const char *pdl, const char *fu
     unsetenv("TFM_CUDA_PDL");
     unsetenv("TFM_CUDA_FUSE");
     unsetenv("TFM_CUDA_MVX");
+    unsetenv("TFM_CUDA_ATTN_SPLITS");
     CHECK(st == TFM_OK, "instance: %s", last_error);
     return st == TFM_OK ? b : NULL;
 }
 
 static void test_decode_steps(void) {
-    tfm_backend *plain = instance("0", "0", "0", "0"), *fused = instance("0", "1", "1", "0");
-    tfm_backend *staged = instance("1", "1", "1", "1");
-    if (!plain || !fused || !staged) return;
-    /* all on (the default instance), fused eager, the staged matvec recorded, plain eager */
-    mini_model a, f, g, e;
+    tfm_backend *plain = instance("0", "0", "0", "0", "0"), *fused = instance("0", "1", "1", "0", "0");
+    tfm_backend *staged = instance("1", "1", "1", "1", "0"), *clustered = instance("1", "1", "1", "0", "8");
+    if (!plain || !fused || !staged || !clustered) return;
+    /* all on (the default instance; 16 attention splits for 4 heads, merged through memory), fused
+     * eager, the staged matvec recorded, all on with 8 splits (merged through a block cluster on
+     * Hopper), plain eager */
+    mini_model a, f, g, c, e;
     mini_load(ops, be, &a, 42);
     mini_load(ops, fused, &f, 42);
     mini_load(ops, staged, &g, 42);
+    mini_load(ops, clustered, &c, 42);
     mini_load(ops, plain, &e, 42);
-    static float sa[MM_STATE], sf[MM_STATE], sg[MM_STATE], se[MM_STATE];
+    static float sa[MM_STATE], sf[MM_STATE], sg[MM_STATE], sc[MM_STATE], se[MM_STATE];
     int32_t prompt[5] = {5, 17, 39, 0, 22};
     mini_forward(&a, 0, prompt, 5, 0);
     mini_forward(&f, 0, prompt, 5, 0);
     mini_forward(&g, 0, prompt, 5, 0);
+    mini_forward(&c, 0, prompt, 5, 0);
     mini_forward(&e, 0, prompt, 5, 0);
     int replays = 0, pos = 5;
     for (; pos < 205; pos++) {
@@ -604,16 +611,19 @@ static void test_decode_steps(void) {
         replays += mini_forward(&a, 7777, &tok, 1, pos);
         mini_forward(&f, 0, &tok, 1, pos);
         mini_forward(&g, 5555, &tok, 1, pos);
+        mini_forward(&c, 3333, &tok, 1, pos);
         mini_forward(&e, 0, &tok, 1, pos);
         if (pos % 20 == 5 || pos == 204) {
             mini_state(&a, pos, sa);
             mini_state(&f, pos, sf);
             mini_state(&g, pos, sg);
+            mini_state(&c, pos, sc);
             mini_state(&e, pos, se);
             double ea = rel_err(sa, se, MM_STATE), ef = rel_err(sf, se, MM_STATE), eg = rel_err(sg, se, MM_STATE);
-            CHECK(ea <= 2e-5 && ef <= 2e-5 && eg <= 2e-5,
-                  "decode step at pos %d: recorded+fused rel err %.3g, fused %.3g, staged %.3g vs plain", pos, ea, ef,
-                  eg);
+            double ec = rel_err(sc, se, MM_STATE);
+            CHECK(ea <= 2e-5 && ef <= 2e-5 && eg <= 2e-5 && ec <= 2e-5,
+                  "decode step at pos %d: recorded+fused rel err %.3g, fused %.3g, staged %.3g, 8 splits %.3g vs plain",
+                  pos, ea, ef, eg, ec);
             double el = rel_err(sa, se, MM_VOCAB);
             CHECK(el <= 2e-5, "decode step logits at pos %d: rel err %.3g", pos, el);
         }
@@ -636,7 +646,9 @@ static void test_decode_steps(void) {
     mini_free(&a);
     mini_free(&f);
     mini_free(&g);
+    mini_free(&c);
     mini_free(&e);
+    ops->destroy(clustered);
     ops->destroy(plain);
     ops->destroy(fused);
     ops->destroy(staged);
