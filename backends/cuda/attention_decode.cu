@@ -73,6 +73,7 @@ struct decode_args {
     int pos0, pos_delta;
     int group, kv_stride, splits;
     int cluster;            /* the head's splits form one block cluster: merged through shared memory */
+    int preload;            /* fused form after a matvec: cached keys may be read before the wait */
     float qscale;           /* scale * log2(e): scores in base 2 */
 };
 
@@ -110,6 +111,8 @@ __global__ void __launch_bounds__(DECODE_WARPS * 32, DECODE_MIN_BLOCKS)
     __shared__ int sm_last;
     __shared__ float sm_o[D], sm_ml[2]; /* the block's merged output, max and sum (cluster merge) */
     pdl_launch_dependents(); /* the next kernel may become resident now and queue its weights */
+    const bool early = FUSED && a.preload;
+    if (!early) pdl_wait();
 
     const int h = blockIdx.x, s = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int pos = a.pos_ptr ? *a.pos_ptr + a.pos_delta : a.pos0;
@@ -121,14 +124,13 @@ __global__ void __launch_bounds__(DECODE_WARPS * 32, DECODE_MIN_BLOCKS)
     const T *kc = static_cast<const T *>(a.kc), *vc = static_cast<const T *>(a.vc);
     const size_t off = (size_t)kvh * D + lane * EPL;
 
-    /* The fused form reads only cache rows that earlier steps wrote (the kernel waited for below writes
-     * none, nor does anything since its predecessors, which all waited before releasing their
-     * successors; the position was set before the step): its first keys are loaded before the wait. */
+    /* Right after a matvec, the fused form loads its first keys before waiting: it reads only cache
+     * rows that earlier kernels wrote (the matvec writes none and released this kernel only after its
+     * own wait, so everything before it is complete; so is the position, set before the step). */
     int j = k0 + warp;
     kv_vec<T, EPL> kr[UNROLL], vr[UNROLL];
-    if (FUSED) load_batch<T, EPL, UNROLL>(kc, vc, j, cached_end, a.kv_stride, off, kr, vr);
-    pdl_wait();
-    if (!FUSED) load_batch<T, EPL, UNROLL>(kc, vc, j, cached_end, a.kv_stride, off, kr, vr);
+    load_batch<T, EPL, UNROLL>(kc, vc, j, cached_end, a.kv_stride, off, kr, vr);
+    if (early) pdl_wait();
 
     float qv[EPL], qs[EPL];
     {
@@ -445,6 +447,7 @@ static decode_args decode_common(tfm_backend *be, float *q, const void *k_cache,
     a.splits = decode_splits(be, pos0 + 1, n_head, head_dim);
     a.qscale = scale * LOG2E;
     a.cluster = 0;
+    a.preload = 0;
     return a;
 }
 
@@ -475,6 +478,7 @@ tfm_status tfm_cuda_attention_decode_rope(tfm_backend *be, const tfm_cuda_prelud
     r.inv_freq = p->inv_freq;
     r.half_split = p->pairing == TFM_ROPE_HALF;
     r.kv_counters = be->attn_counters + TFM_CUDA_MAX_HEADS;
+    a.preload = be->last_launch_matvec;
     CUDA_TRY(be, launch_decode<1>(be, p->kv_dtype, p->head_dim, p->n_head, a, r));
     return TFM_OK;
 }

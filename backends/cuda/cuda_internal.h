@@ -105,6 +105,7 @@ struct tfm_backend {
     int attn_splits;        /* TFM_CUDA_ATTN_SPLITS: split-K blocks per head for one query (0: chosen) */
     int attn_fuse;          /* TFM_CUDA_ATTN_FUSE=0: decode RoPE/KV append as their own kernel, not in attention */
     int attn_cluster;       /* decode attention merges its splits through a block cluster (TFM_CUDA_ATTN_CLUSTER) */
+    int last_launch_matvec; /* the kernel launched last is a fused decode matvec (tfm_cuda_mvx_launch) */
     tfm_dtype weight_dtype_f32;  /* what f32 matrices become on the device (TFM_CUDA_WEIGHT_DTYPE) */
 
     /* Decode-step state: position and token, read by kernels while recording / replaying. */
@@ -217,6 +218,7 @@ static inline const int *tfm_cuda_step_pos(tfm_backend *be) { return be->recordi
 template <typename... KArgs, typename... Args>
 static inline cudaError_t tfm_cuda_launch_cluster(tfm_backend *be, dim3 cluster, void (*kernel)(KArgs...), dim3 grid,
                                                   dim3 block, size_t smem, Args... args) {
+    be->last_launch_matvec = 0;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;

@@ -299,8 +299,11 @@ static cudaError_t mvx_launch_typed(tfm_backend *be, const tfm_cuda_mvx_args *a,
 }
 
 tfm_status tfm_cuda_mvx_launch(tfm_backend *be, const tfm_cuda_mvx_args *a, tfm_dtype wtype, int mode) {
-    if (tfm_cuda_mvx_direct(be) && mode != TFM_CUDA_MVX_GLU && tfm_cuda_mvs_fits(be, wtype, a->cols))
-        return tfm_cuda_mvs_launch(be, a, wtype, mode);
+    if (tfm_cuda_mvx_direct(be) && mode != TFM_CUDA_MVX_GLU && tfm_cuda_mvs_fits(be, wtype, a->cols)) {
+        tfm_status st = tfm_cuda_mvs_launch(be, a, wtype, mode);
+        be->last_launch_matvec = st == TFM_OK;
+        return st;
+    }
     cudaError_t err;
     switch (wtype) {
     case TFM_DTYPE_BF16: err = mvx_launch_typed<__nv_bfloat16>(be, a, mode); break;
@@ -308,5 +311,7 @@ tfm_status tfm_cuda_mvx_launch(tfm_backend *be, const tfm_cuda_mvx_args *a, tfm_
     default: err = mvx_launch_typed<float>(be, a, mode); break;
     }
     CUDA_TRY(be, err);
+    /* these kernels wait for their predecessor before releasing the next kernel, and write no cache */
+    be->last_launch_matvec = 1;
     return TFM_OK;
 }

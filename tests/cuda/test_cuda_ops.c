@@ -347,7 +347,8 @@ static void test_attention(tfm_dtype kv, int n, int pos0, int n_head, int n_head
 /* One decode token's RoPE of q and k, both cache appends and attention, issued as the core issues
  * them: the planner runs them as one kernel (RoPE in registers, the newest key and value taken from
  * registers). Checks the output, the rotated q and k left behind, and the cache rows written (and
- * the row after them untouched). */
+ * the row after them untouched). `after_matvec`: a matvec runs right before, as in a decode layer
+ * (attention then loads its cached keys before waiting for it). */
 static float cache_value(const void *cache, tfm_dtype kv, size_t i) {
     if (kv == TFM_DTYPE_F32) return ((const float *)cache)[i];
     uint16_t h = ((const uint16_t *)cache)[i];
@@ -355,7 +356,7 @@ static float cache_value(const void *cache, tfm_dtype kv, size_t i) {
 }
 
 static void test_rope_attention(tfm_dtype kv, int pos0, int n_head, int n_head_kv, int head_dim,
-                                tfm_rope_pairing pairing) {
+                                tfm_rope_pairing pairing, int after_matvec) {
     int width = n_head_kv * head_dim, rows = pos0 + 2;
     size_t qcount = (size_t)n_head * head_dim, cbytes = (size_t)rows * width * dsize(kv);
     float *q = random_floats(qcount, -1.5f, 1.5f), *k = random_floats((size_t)width, -1.5f, 1.5f);
@@ -382,6 +383,16 @@ static void test_rope_attention(tfm_dtype kv, int pos0, int n_head, int n_head_k
     float scale = 1.0f / sqrtf((float)head_dim);
     tfm_ref_attention(rq, kc, vc, kv, ref, 1, pos0, n_head, n_head_kv, head_dim, scale, 1);
 
+    tfm_weight mw;
+    float *mx = NULL, *my = NULL;
+    if (after_matvec) {
+        float *wf = random_floats(64 * 64, -1.0f, 1.0f);
+        CHECK(ops->weight_load(be, &mw, wf, TFM_DTYPE_F32, 64, 64) == TFM_OK, "weight: %s", last_error);
+        mx = dev_upload(wf, 64 * 4);
+        my = dev_poisoned(64 * 4);
+        free(wf);
+        CHECK(ops->matmul(be, &mw, mx, my, 1) == TFM_OK, "matmul: %s", last_error);
+    }
     tfm_status st = ops->rope(be, dq, 1, n_head, head_dim, pos0, dinv, pairing);
     if (!st) st = ops->rope(be, dk, 1, n_head_kv, head_dim, pos0, dinv, pairing);
     if (!st) st = ops->kv_store(be, dkc, kv, pos0, dk, 1, width);
@@ -418,6 +429,11 @@ static void test_rope_attention(tfm_dtype kv, int pos0, int n_head, int n_head_k
     }
     void *dev[] = {dq, dk, dv, dinv, dout, dkc, dvc};
     for (int i = 0; i < 7; i++) ops->free(be, dev[i]);
+    if (after_matvec) {
+        ops->weight_free(be, &mw);
+        ops->free(be, mx);
+        ops->free(be, my);
+    }
     void *host_bufs[] = {q, k, v, old, kc, vc, got_c, rq, rk, ref, got};
     for (int i = 0; i < 11; i++) free(host_bufs[i]);
 }
@@ -750,12 +766,14 @@ int main(int argc, char **argv) {
         /* decode with RoPE and the cache appends folded in: every head_dim, both pairings, GQA */
         for (int pairing = 0; pairing < 2; pairing++) {
             tfm_rope_pairing pr = (tfm_rope_pairing)pairing;
-            test_rope_attention(kv, 0, 4, 4, 64, pr);
-            test_rope_attention(kv, 700, 8, 2, 128, pr);
-            test_rope_attention(kv, 37, 6, 3, 32, pr);
-            test_rope_attention(kv, 130, 2, 1, 256, pr);
-            test_rope_attention(kv, 255, 32, 32, 128, pr);
-            test_rope_attention(kv, 20, 2, 2, 48, pr); /* no fused kernel for this head size */
+            for (int mv = 0; mv < 2; mv++) {
+                test_rope_attention(kv, 0, 4, 4, 64, pr, mv);
+                test_rope_attention(kv, 700, 8, 2, 128, pr, mv);
+                test_rope_attention(kv, 37, 6, 3, 32, pr, mv);
+                test_rope_attention(kv, 130, 2, 1, 256, pr, mv);
+                test_rope_attention(kv, 255, 32, 32, 128, pr, mv);
+            }
+            test_rope_attention(kv, 20, 2, 2, 48, pr, 1); /* no fused kernel for this head size */
         }
     }
 
