@@ -185,10 +185,10 @@ static tfm_status cuda_init(const tfm_backend_init_params *params, const tfm_bac
                            "attention partials")))
         goto fail;
     be->attn_partial_floats = ATTN_PARTIAL_FLOATS;
-    if ((st = device_alloc(be, (void **)&be->attn_counters, TFM_CUDA_MAX_HEADS * sizeof(unsigned),
+    if ((st = device_alloc(be, (void **)&be->attn_counters, TFM_CUDA_ATTN_COUNTERS * sizeof(unsigned),
                            "attention counters")))
         goto fail;
-    INIT_TRY(cudaMemsetAsync(be->attn_counters, 0, TFM_CUDA_MAX_HEADS * sizeof(unsigned), be->stream));
+    INIT_TRY(cudaMemsetAsync(be->attn_counters, 0, TFM_CUDA_ATTN_COUNTERS * sizeof(unsigned), be->stream));
     INIT_TRY(cudaMemsetAsync(be->d_step, 0, 2 * sizeof(int), be->stream));
     INIT_TRY(cudaStreamSynchronize(be->stream));
     if ((st = tfm_cuda_attention_setup(be))) goto fail;
@@ -203,12 +203,16 @@ static tfm_status cuda_init(const tfm_backend_init_params *params, const tfm_bac
     be->fuse = env_int("TFM_CUDA_FUSE", 1) != 0;
     be->matvec_variant = env_int("TFM_CUDA_MATVEC", 0);
     be->attn_splits = env_int("TFM_CUDA_ATTN_SPLITS", 0);
+    be->attn_fuse = env_int("TFM_CUDA_ATTN_FUSE", 1) != 0;
+    be->attn_cluster = be->prop.major >= 9 && env_int("TFM_CUDA_ATTN_CLUSTER", 1) != 0;
+    tfm_cuda_attention_decode_setup(be);
     be->mvx_variant = env_int("TFM_CUDA_MVX", 0);
     be->mvs_depth = env_int("TFM_CUDA_MVS", 8);
     if (be->mvs_depth != 0 && be->mvs_depth != 16) be->mvs_depth = 8;
     be->mvs_warps = env_int("TFM_CUDA_MVS_WARPS", 32);
     if (be->mvs_warps < 1 || be->mvs_warps > 32) be->mvs_warps = 32;
-    be->mvs_interleave = env_int("TFM_CUDA_MVS_INTERLEAVE", 1) != 0;
+    be->mvs_interleave = env_int("TFM_CUDA_MVS_INTERLEAVE", 2);
+    if (be->mvs_interleave < 0 || be->mvs_interleave > 2) be->mvs_interleave = 2;
     be->weight_dtype_f32 = TFM_DTYPE_F16;
     {
         const char *wd = getenv("TFM_CUDA_WEIGHT_DTYPE");

@@ -62,7 +62,8 @@ typedef struct tfm_cuda_mv_group {
     float *y[3];
 } tfm_cuda_mv_group;
 
-/* RoPE of q and k and the two cache writes of a decode step, collected in order (stage 1..4). */
+/* RoPE of q and k and the two cache writes of a step, collected in order (stage = how many of the four
+ * ops are held). */
 typedef struct tfm_cuda_prelude {
     int stage;
     int n;                  /* tokens */
@@ -99,8 +100,12 @@ struct tfm_backend {
     int mvs_depth;          /* TFM_CUDA_MVS: loads in flight per warp in the streaming matvec (8, 16; 0 off) */
     int mvs_smem_limit;     /* its shared memory per block at most */
     int mvs_warps;          /* TFM_CUDA_MVS_WARPS: warps per block of the streaming matvec */
-    int mvs_interleave;     /* TFM_CUDA_MVS_INTERLEAVE: 1 = warps take every W-th row, 0 = a contiguous run */
+    int mvs_interleave;     /* TFM_CUDA_MVS_INTERLEAVE: every W-th row per warp, warps numbered across the blocks
+                             * first (2) or block by block (1); 0 = a contiguous run */
     int attn_splits;        /* TFM_CUDA_ATTN_SPLITS: split-K blocks per head for one query (0: chosen) */
+    int attn_fuse;          /* TFM_CUDA_ATTN_FUSE=0: decode RoPE/KV append as their own kernel, not in attention */
+    int attn_cluster;       /* decode attention merges its splits through a block cluster (TFM_CUDA_ATTN_CLUSTER) */
+    int last_launch_matvec; /* the kernel launched last is a fused decode matvec (tfm_cuda_mvx_launch) */
     tfm_dtype weight_dtype_f32;  /* what f32 matrices become on the device (TFM_CUDA_WEIGHT_DTYPE) */
 
     /* Decode-step state: position and token, read by kernels while recording / replaying. */
@@ -133,10 +138,12 @@ struct tfm_backend {
     tfm_dtype gemm16;       /* 16-bit type of the matrices; F32 until one is loaded */
     float *attn_partial;    /* [attn_partial_floats] */
     size_t attn_partial_floats;
-    unsigned int *attn_counters; /* [TFM_CUDA_MAX_HEADS] */
+    unsigned int *attn_counters; /* [TFM_CUDA_ATTN_COUNTERS] */
 };
 
 #define TFM_CUDA_MAX_HEADS 1024
+/* attn_counters: [0, MAX_HEADS) one per query head, then one per kv head (decode attention) */
+#define TFM_CUDA_ATTN_COUNTERS (2 * TFM_CUDA_MAX_HEADS)
 
 /* The plugin cannot call into libtfm, so it names dtypes itself. */
 static inline const char *dtype_name(tfm_dtype t) {
@@ -207,20 +214,57 @@ static inline const int *tfm_cuda_step_pos(tfm_backend *be) { return be->recordi
 
 /* ---- launching ---- */
 
+/* The same as a thread-block cluster of `cluster` blocks (Hopper; 1x1x1: no cluster). */
 template <typename... KArgs, typename... Args>
-static inline cudaError_t tfm_cuda_launch(tfm_backend *be, void (*kernel)(KArgs...), dim3 grid, dim3 block,
-                                          size_t smem, Args... args) {
+static inline cudaError_t tfm_cuda_launch_cluster(tfm_backend *be, dim3 cluster, void (*kernel)(KArgs...), dim3 grid,
+                                                  dim3 block, size_t smem, Args... args) {
+    be->last_launch_matvec = 0;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = be->stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchAttribute attr[2];
+    int n = 0;
+    if (be->use_pdl) {
+        attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[n++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster.x * cluster.y * cluster.z > 1) {
+        attr[n].id = cudaLaunchAttributeClusterDimension;
+        attr[n].val.clusterDim.x = cluster.x;
+        attr[n].val.clusterDim.y = cluster.y;
+        attr[n++].val.clusterDim.z = cluster.z;
+    }
     cfg.attrs = attr;
-    cfg.numAttrs = be->use_pdl ? 1 : 0;
+    cfg.numAttrs = n;
     return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
+}
+
+template <typename... KArgs, typename... Args>
+static inline cudaError_t tfm_cuda_launch(tfm_backend *be, void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                                          size_t smem, Args... args) {
+    return tfm_cuda_launch_cluster(be, dim3(1, 1, 1), kernel, grid, block, smem, args...);
+}
+
+/* Calls f(type_tag<T>()) with T the element type of a storage dtype (f32, f16, anything else bf16:
+ * callers check the dtype first), so one launch line serves every type. */
+template <typename T> struct type_tag {
+    using type = T;
+};
+static inline int storage_type_ok(tfm_dtype t) {
+    return t == TFM_DTYPE_F32 || t == TFM_DTYPE_F16 || t == TFM_DTYPE_BF16;
+}
+template <typename F> static inline cudaError_t with_storage_type(tfm_dtype t, F f) {
+    switch (t) {
+    case TFM_DTYPE_F32: return f(type_tag<float>());
+    case TFM_DTYPE_F16: return f(type_tag<__half>());
+    default: return f(type_tag<__nv_bfloat16>());
+    }
+}
+/* The same for the 16-bit type that batched GEMM inputs are rounded to (be->gemm16). */
+template <typename F> static inline cudaError_t with_gemm16_type(const tfm_backend *be, F f) {
+    return be->gemm16 == TFM_DTYPE_F16 ? f(type_tag<__half>()) : f(type_tag<__nv_bfloat16>());
 }
 
 /* ---- device helpers ---- */
@@ -296,12 +340,18 @@ tfm_status tfm_cuda_attention(tfm_backend *be, const float *q, const void *k_cac
 tfm_status tfm_cuda_attention_decode(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
                                      tfm_dtype kv_dtype, float *out, int pos0, int n_head, int n_head_kv,
                                      int head_dim, float scale);
+/* The same with the step's RoPE of q and k and its KV-cache append folded in (the prelude's ops, held
+ * back by the planner: one token, all at position pos_q). TFM_E_UNSUPPORTED (without reporting) when
+ * it does not fit; then nothing was launched. */
+tfm_status tfm_cuda_attention_decode_rope(tfm_backend *be, const tfm_cuda_prelude *p, float *out, float scale);
 /* out16, when not NULL, also receives out rounded to be->gemm16. */
 tfm_status tfm_cuda_attention_flash(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
                                     tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv,
                                     int head_dim, float scale, int causal, void *out16);
 /* Raises the flash kernels' shared-memory limit (once, at init). */
 tfm_status tfm_cuda_attention_setup(tfm_backend *be);
+/* Turns the cluster merge of decode attention off where clusters of its size cannot run. */
+void tfm_cuda_attention_decode_setup(tfm_backend *be);
 tfm_status tfm_cuda_attention_simple(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
                                      tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv,
                                      int head_dim, float scale, int causal);

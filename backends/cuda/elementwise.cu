@@ -27,6 +27,8 @@ __global__ void embed_kernel(const T *__restrict__ table, embed_ids ids, const i
 
 tfm_status tfm_cuda_embed(tfm_backend *be, const tfm_weight *table, const int32_t *ids, int n, float *out) {
     if (n < 1) return TFM_OK;
+    if (!storage_type_ok(table->dtype))
+        return tfm_cuda_invalid(be, "cuda embed: table dtype %s is not supported", dtype_name(table->dtype));
     const int *step = NULL;
     if (be->recording) {
         if (n != 1) return tfm_cuda_invalid(be, "cuda embed: %d tokens inside a decode step (expected 1)", n);
@@ -37,25 +39,12 @@ tfm_status tfm_cuda_embed(tfm_backend *be, const tfm_weight *table, const int32_
         embed_ids batch;
         for (int i = 0; i < count; i++) batch.id[i] = ids[done + i];
         float *dst = out + (size_t)done * table->cols;
-        cudaError_t err;
         int cols = (int)table->cols;
-        switch (table->dtype) {
-        case TFM_DTYPE_F32:
-            err = tfm_cuda_launch(be, embed_kernel<float>, dim3(count), dim3(256), 0, (const float *)table->data,
-                                  batch, step, table->rows, cols, dst);
-            break;
-        case TFM_DTYPE_F16:
-            err = tfm_cuda_launch(be, embed_kernel<__half>, dim3(count), dim3(256), 0, (const __half *)table->data,
-                                  batch, step, table->rows, cols, dst);
-            break;
-        case TFM_DTYPE_BF16:
-            err = tfm_cuda_launch(be, embed_kernel<__nv_bfloat16>, dim3(count), dim3(256), 0,
-                                  (const __nv_bfloat16 *)table->data, batch, step, table->rows, cols, dst);
-            break;
-        default:
-            return tfm_cuda_invalid(be, "cuda embed: table dtype %s is not supported", dtype_name(table->dtype));
-        }
-        CUDA_TRY(be, err);
+        CUDA_TRY(be, with_storage_type(table->dtype, [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            return tfm_cuda_launch(be, embed_kernel<T>, dim3(count), dim3(256), 0, (const T *)table->data, batch,
+                                   step, table->rows, cols, dst);
+        }));
     }
     return TFM_OK;
 }
@@ -139,46 +128,29 @@ __global__ void rmsnorm4_kernel(const float4 *x, const float4 *__restrict__ g, f
     }
 }
 
-template <typename G>
-static cudaError_t launch_rmsnorm(tfm_backend *be, const float *x, const G *g, float *y, int n, int dim, float eps,
-                                  void *y16, int threads) {
-    if (y16 && be->gemm16 == TFM_DTYPE_F16)
-        return tfm_cuda_launch(be, rmsnorm_kernel<G, __half>, dim3(n), dim3(threads), 0, x, g, y, dim, eps, (__half *)y16);
-    return tfm_cuda_launch(be, rmsnorm_kernel<G, __nv_bfloat16>, dim3(n), dim3(threads), 0, x, g, y, dim, eps,
-                           (__nv_bfloat16 *)y16);
-}
-
 tfm_status tfm_cuda_rmsnorm(tfm_backend *be, const float *x, const tfm_weight *g, float *y, int n, int dim, float eps,
                            void *y16) {
     if (n < 1) return TFM_OK;
     if (g->rows * g->cols != dim)
         return tfm_cuda_invalid(be, "cuda rmsnorm: gain has %lld elements, dim is %d",
                                 (long long)(g->rows * g->cols), dim);
-    int threads = dim >= 4096 ? 512 : dim >= 1024 ? 256 : 128;
-    cudaError_t err;
-    const int t4 = ((dim / 4 + 3) / 4 + 31) / 32 * 32; /* threads for 4 float4 each */
-    if (g->dtype == TFM_DTYPE_F32 && dim % 4 == 0 && t4 <= 1024 && ((uintptr_t)x % 16) == 0 &&
-        ((uintptr_t)y % 16) == 0 && ((uintptr_t)g->data % 16) == 0 && ((uintptr_t)y16 % 8) == 0) {
-        if (y16 && be->gemm16 == TFM_DTYPE_F16)
-            err = tfm_cuda_launch(be, rmsnorm4_kernel<__half>, dim3(n), dim3(t4), 0, (const float4 *)x,
-                                  (const float4 *)g->data, (float4 *)y, dim / 4, eps, (__half *)y16);
-        else
-            err = tfm_cuda_launch(be, rmsnorm4_kernel<__nv_bfloat16>, dim3(n), dim3(t4), 0, (const float4 *)x,
-                                  (const float4 *)g->data, (float4 *)y, dim / 4, eps, (__nv_bfloat16 *)y16);
-        CUDA_TRY(be, err);
-        if (y16) tfm_cuda_conv_set(be, y, (size_t)n * dim);
-        return TFM_OK;
-    }
-    switch (g->dtype) {
-    case TFM_DTYPE_F32: err = launch_rmsnorm(be, x, (const float *)g->data, y, n, dim, eps, y16, threads); break;
-    case TFM_DTYPE_F16: err = launch_rmsnorm(be, x, (const __half *)g->data, y, n, dim, eps, y16, threads); break;
-    case TFM_DTYPE_BF16:
-        err = launch_rmsnorm(be, x, (const __nv_bfloat16 *)g->data, y, n, dim, eps, y16, threads);
-        break;
-    default:
+    if (!storage_type_ok(g->dtype))
         return tfm_cuda_invalid(be, "cuda rmsnorm: gain dtype %s is not supported", dtype_name(g->dtype));
-    }
-    CUDA_TRY(be, err);
+    const int t4 = ((dim / 4 + 3) / 4 + 31) / 32 * 32; /* threads for 4 float4 each */
+    const bool four = g->dtype == TFM_DTYPE_F32 && dim % 4 == 0 && t4 <= 1024 && ((uintptr_t)x % 16) == 0 &&
+                      ((uintptr_t)y % 16) == 0 && ((uintptr_t)g->data % 16) == 0 && ((uintptr_t)y16 % 8) == 0;
+    const int threads = dim >= 4096 ? 512 : dim >= 1024 ? 256 : 128;
+    CUDA_TRY(be, with_gemm16_type(be, [&](auto out_tag) {
+        using H = typename decltype(out_tag)::type;
+        if (four)
+            return tfm_cuda_launch(be, rmsnorm4_kernel<H>, dim3(n), dim3(t4), 0, (const float4 *)x,
+                                   (const float4 *)g->data, (float4 *)y, dim / 4, eps, (H *)y16);
+        return with_storage_type(g->dtype, [&](auto gain_tag) {
+            using G = typename decltype(gain_tag)::type;
+            return tfm_cuda_launch(be, rmsnorm_kernel<G, H>, dim3(n), dim3(threads), 0, x, (const G *)g->data, y,
+                                   dim, eps, (H *)y16);
+        });
+    }));
     if (y16) tfm_cuda_conv_set(be, y, (size_t)n * dim);
     return TFM_OK;
 }
@@ -240,26 +212,15 @@ tfm_status tfm_cuda_kv_store(tfm_backend *be, void *cache, tfm_dtype kv_dtype, i
     int64_t count = (int64_t)n * width;
     int64_t blocks = (count + 255) / 256;
     if (blocks > 65535) blocks = 65535;
+    if (!storage_type_ok(kv_dtype))
+        return tfm_cuda_invalid(be, "cuda kv_store: kv dtype %s is not supported", dtype_name(kv_dtype));
     const int *pos_ptr = tfm_cuda_step_pos(be);
     int delta = row0 - be->step_pos;
-    cudaError_t err;
-    switch (kv_dtype) {
-    case TFM_DTYPE_F32:
-        err = tfm_cuda_launch(be, kv_store_kernel<float>, dim3((unsigned)blocks), dim3(256), 0, (float *)cache, row0,
-                              pos_ptr, delta, src, count, width);
-        break;
-    case TFM_DTYPE_F16:
-        err = tfm_cuda_launch(be, kv_store_kernel<__half>, dim3((unsigned)blocks), dim3(256), 0, (__half *)cache, row0,
-                              pos_ptr, delta, src, count, width);
-        break;
-    case TFM_DTYPE_BF16:
-        err = tfm_cuda_launch(be, kv_store_kernel<__nv_bfloat16>, dim3((unsigned)blocks), dim3(256), 0,
-                              (__nv_bfloat16 *)cache, row0, pos_ptr, delta, src, count, width);
-        break;
-    default:
-        return tfm_cuda_invalid(be, "cuda kv_store: kv dtype %s is not supported", dtype_name(kv_dtype));
-    }
-    CUDA_TRY(be, err);
+    CUDA_TRY(be, with_storage_type(kv_dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        return tfm_cuda_launch(be, kv_store_kernel<T>, dim3((unsigned)blocks), dim3(256), 0, (T *)cache, row0, pos_ptr,
+                               delta, src, count, width);
+    }));
     return TFM_OK;
 }
 
@@ -339,21 +300,18 @@ tfm_status tfm_cuda_swiglu(tfm_backend *be, const float *gate, const float *up, 
     if (count % 4 == 0 && ((uintptr_t)gate % 16) == 0 && ((uintptr_t)up % 16) == 0 && ((uintptr_t)out % 16) == 0 &&
         ((uintptr_t)out16 % 8) == 0) {
         dim3 grid(grid_for(be, count / 8, 256)), block(256);
-        if (out16 && be->gemm16 == TFM_DTYPE_F16)
-            CUDA_TRY(be, tfm_cuda_launch(be, swiglu4_kernel<__half>, grid, block, 0, (const float4 *)gate,
-                                         (const float4 *)up, (float4 *)out, count / 4, (__half *)out16));
-        else
-            CUDA_TRY(be, tfm_cuda_launch(be, swiglu4_kernel<__nv_bfloat16>, grid, block, 0, (const float4 *)gate,
-                                         (const float4 *)up, (float4 *)out, count / 4, (__nv_bfloat16 *)out16));
-        if (out16) tfm_cuda_conv_set(be, out, count);
-        return TFM_OK;
+        CUDA_TRY(be, with_gemm16_type(be, [&](auto tag) {
+            using H = typename decltype(tag)::type;
+            return tfm_cuda_launch(be, swiglu4_kernel<H>, grid, block, 0, (const float4 *)gate, (const float4 *)up,
+                                   (float4 *)out, count / 4, (H *)out16);
+        }));
+    } else {
+        dim3 grid(grid_for(be, count, 256)), block(256);
+        CUDA_TRY(be, with_gemm16_type(be, [&](auto tag) {
+            using H = typename decltype(tag)::type;
+            return tfm_cuda_launch(be, swiglu_kernel<H>, grid, block, 0, gate, up, out, count, (H *)out16);
+        }));
     }
-    dim3 grid(grid_for(be, count, 256)), block(256);
-    if (out16 && be->gemm16 == TFM_DTYPE_F16)
-        CUDA_TRY(be, tfm_cuda_launch(be, swiglu_kernel<__half>, grid, block, 0, gate, up, out, count, (__half *)out16));
-    else
-        CUDA_TRY(be, tfm_cuda_launch(be, swiglu_kernel<__nv_bfloat16>, grid, block, 0, gate, up, out, count,
-                                     (__nv_bfloat16 *)out16));
     if (out16) tfm_cuda_conv_set(be, out, count);
     return TFM_OK;
 }
@@ -381,11 +339,10 @@ __global__ void convert_kernel(const float *__restrict__ src, T *__restrict__ ds
 
 tfm_status tfm_cuda_convert_f32(tfm_backend *be, const float *src, void *dst, tfm_dtype dtype, size_t count) {
     unsigned grid = grid_for(be, count, 256);
-    if (dtype == TFM_DTYPE_F16)
-        CUDA_TRY(be, tfm_cuda_launch(be, convert_kernel<__half>, dim3(grid), dim3(256), 0, src, (__half *)dst, count));
-    else
-        CUDA_TRY(be, tfm_cuda_launch(be, convert_kernel<__nv_bfloat16>, dim3(grid), dim3(256), 0, src,
-                                     (__nv_bfloat16 *)dst, count));
+    CUDA_TRY(be, with_storage_type(dtype == TFM_DTYPE_F16 ? TFM_DTYPE_F16 : TFM_DTYPE_BF16, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        return tfm_cuda_launch(be, convert_kernel<T>, dim3(grid), dim3(256), 0, src, (T *)dst, count);
+    }));
     return TFM_OK;
 }
 
@@ -471,12 +428,9 @@ tfm_status tfm_cuda_rope_store(tfm_backend *be, const tfm_cuda_prelude *p) {
     int64_t blocks = (total + 255) / 256;
     if (blocks > (int64_t)be->prop.multiProcessorCount * 16) blocks = (int64_t)be->prop.multiProcessorCount * 16;
     dim3 grid((unsigned)blocks), block(256);
-    cudaError_t err;
-    switch (p->kv_dtype) {
-    case TFM_DTYPE_F32: err = tfm_cuda_launch(be, rope_store_kernel<float>, grid, block, 0, a); break;
-    case TFM_DTYPE_F16: err = tfm_cuda_launch(be, rope_store_kernel<__half>, grid, block, 0, a); break;
-    default: err = tfm_cuda_launch(be, rope_store_kernel<__nv_bfloat16>, grid, block, 0, a); break;
-    }
-    CUDA_TRY(be, err);
+    CUDA_TRY(be, with_storage_type(p->kv_dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        return tfm_cuda_launch(be, rope_store_kernel<T>, grid, block, 0, a);
+    }));
     return TFM_OK;
 }

@@ -132,6 +132,7 @@ static tfm_status group_launch(tfm_backend *be, float *res) { return group_launc
 static tfm_status prelude_flush(tfm_backend *be) {
     tfm_cuda_prelude p = be->prelude;
     be->prelude.stage = 0;
+    if (p.stage == 4) return tfm_cuda_rope_store(be, &p);
     tfm_status st = TFM_OK;
     if (p.stage >= 1) st = tfm_cuda_rope(be, p.q, p.n, p.n_head, p.head_dim, p.pos_q, p.inv_freq, p.pairing);
     if (!st && p.stage >= 2) st = tfm_cuda_rope(be, p.k, p.n, p.n_head_kv, p.head_dim, p.pos_k, p.inv_freq, p.pairing);
@@ -386,20 +387,40 @@ tfm_status tfm_cuda_plan_kv_store(tfm_backend *be, void *cache, tfm_dtype kv_dty
         p->v_cache = cache;
         p->row_v = row0;
         p->v = src;
-        tfm_cuda_prelude done = *p;
-        p->stage = 0;
-        return tfm_cuda_rope_store(be, &done);
+        p->stage = 4; /* held: attention may take it in (else the next settle launches it) */
+        return TFM_OK;
     }
     TRY(tfm_cuda_settle(be));
     TRY(owed_read(be, src, bytes));
     return tfm_cuda_kv_store(be, cache, kv_dtype, row0, src, n, width);
 }
 
+/* The held RoPE/KV append is this attention's own prelude: same q, caches and position, one token,
+ * and the output clear of everything the fused kernel reads or writes. */
+static int prelude_feeds(const tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
+                         tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv, int head_dim) {
+    const tfm_cuda_prelude *p = &be->prelude;
+    size_t qb = (size_t)n_head * head_dim * 4, kb = (size_t)n_head_kv * head_dim * 4;
+    return be->attn_fuse && p->stage == 4 && n == 1 && p->n == 1 && p->q == q && p->k_cache == k_cache &&
+           p->v_cache == v_cache && p->kv_dtype == kv_dtype && p->pos_q == pos0 && p->n_head == n_head &&
+           p->n_head_kv == n_head_kv && p->head_dim == head_dim && !overlap(out, qb, q, qb) &&
+           !overlap(out, qb, p->k, kb) && !overlap(out, qb, p->v, kb);
+}
+
 tfm_status tfm_cuda_plan_attention(tfm_backend *be, const float *q, const void *k_cache, const void *v_cache,
                                    tfm_dtype kv_dtype, float *out, int n, int pos0, int n_head, int n_head_kv,
                                    int head_dim, float scale, int causal) {
-    TRY(tfm_cuda_settle(be));
     size_t bytes = (size_t)n * n_head * head_dim * sizeof(float);
+    if (prelude_feeds(be, q, k_cache, v_cache, kv_dtype, out, n, pos0, n_head, n_head_kv, head_dim)) {
+        tfm_cuda_prelude p = be->prelude;
+        TRY(owed_write(be, out, bytes));
+        tfm_status st = tfm_cuda_attention_decode_rope(be, &p, out, scale);
+        if (st != TFM_E_UNSUPPORTED) {
+            be->prelude.stage = 0;
+            return st;
+        }
+    }
+    TRY(tfm_cuda_settle(be));
     TRY(owed_read(be, q, bytes));
     TRY(owed_write(be, out, bytes));
     void *out16 = n > 1 && kv_dtype != TFM_DTYPE_F32 && (head_dim == 64 || head_dim == 128)

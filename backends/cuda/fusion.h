@@ -5,7 +5,8 @@
  * and launches them together: RMSNorm (and, with the staged matvec, SwiGLU) outputs become "owed"
  * buffers (not written yet) that the next matvec computes on the fly from their sources; matvecs
  * sharing an input wait for each other (q/k/v, gate/up) and take the residual add or, for gate/up,
- * the SwiGLU that follows; RoPE of q and k and the two KV-cache writes become one kernel. Batches:
+ * the SwiGLU that follows; RoPE of q and k and the two KV-cache writes become one kernel, or for one
+ * token part of the decode attention kernel that follows them (TFM_CUDA_ATTN_FUSE=0: not). Batches:
  * a matmul waits for a residual add to fold in (cuBLAS beta = 1). An owed buffer is written (materialised) only if something else reads
  * it, or writes its sources, before it is fully overwritten; nothing is left pending across a sync,
  * a download or the end of a recorded step. TFM_CUDA_FUSE=0 turns the planner off.
@@ -33,6 +34,14 @@ typedef struct tfm_cuda_mvx_args {
     float *glu_out;      /* pair: glu_out[i] = silu(y0[i]) * y1[i] (may be y[0]: then y0 is not kept) */
 } tfm_cuda_mvx_args;
 
+/* Which of the concatenated weights row u belongs to (0..2) and its row there. Selected with
+ * constant indices: a run-time index into the argument arrays would copy them to local memory. */
+__device__ __forceinline__ int mvx_segment(const tfm_cuda_mvx_args &a, int u, int *local) {
+    const int s = a.nseg > 1 && u >= a.seg_end[0] ? (a.nseg > 2 && u >= a.seg_end[1] ? 2 : 1) : 0;
+    *local = u - (s == 0 ? 0 : s == 1 ? a.seg_end[0] : a.seg_end[1]);
+    return s;
+}
+
 tfm_status tfm_cuda_mvx_setup(tfm_backend *be);
 /* The streaming matvec (matvec_stream.cu): plain or RMSNorm input, pairs; rows of whole 512-byte loads.
  * tfm_cuda_mvx_launch hands it the shapes it fits. */
@@ -45,7 +54,8 @@ int tfm_cuda_mvx_direct(const tfm_backend *be);
 int tfm_cuda_mvx_rows_per_block(void);
 int tfm_cuda_mvx_row_multiple(void);
 
-/* RoPE of q and k, then k and v appended to their caches, in one launch (elementwise.cu). */
+/* RoPE of q and k, then k and v appended to their caches, in one launch (elementwise.cu); for one token
+ * the planner hands them to tfm_cuda_attention_decode_rope instead where it can. */
 tfm_status tfm_cuda_rope_store(tfm_backend *be, const tfm_cuda_prelude *p);
 
 /* The planner's entry points (the vtable ops call these). */

@@ -7,17 +7,9 @@
  * into L2, so the gap between kernels is spent reading weights. The naive twin (matvec_simple)
  * handles shapes the fast kernel does not (columns not a multiple of the 16-byte vector, unaligned x).
  */
-#include "cuda_internal.h"
+#include "matvec_dot.h"
 
 #define MATVEC_WARPS 4
-
-__device__ __forceinline__ uint4 load_stream16(const uint4 *p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
 
 __device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -25,63 +17,11 @@ __device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
 #endif
 }
 
-/* dot of 16 bytes of weights with the matching x values */
-template <typename W> struct vec16;
-
-template <> struct vec16<__nv_bfloat16> {
-    static constexpr int n = 8;
-    static __device__ __forceinline__ float dot(uint4 w, const float4 *x) {
-        float4 a = x[0], b = x[1];
-        float s = __uint_as_float(w.x << 16) * a.x;
-        s = fmaf(__uint_as_float(w.x & 0xffff0000u), a.y, s);
-        s = fmaf(__uint_as_float(w.y << 16), a.z, s);
-        s = fmaf(__uint_as_float(w.y & 0xffff0000u), a.w, s);
-        s = fmaf(__uint_as_float(w.z << 16), b.x, s);
-        s = fmaf(__uint_as_float(w.z & 0xffff0000u), b.y, s);
-        s = fmaf(__uint_as_float(w.w << 16), b.z, s);
-        s = fmaf(__uint_as_float(w.w & 0xffff0000u), b.w, s);
-        return s;
-    }
-};
-
-template <> struct vec16<__half> {
-    static constexpr int n = 8;
-    static __device__ __forceinline__ float2 h2(unsigned u) {
-        __half2 h = *reinterpret_cast<__half2 *>(&u);
-        return __half22float2(h);
-    }
-    static __device__ __forceinline__ float dot(uint4 w, const float4 *x) {
-        float4 a = x[0], b = x[1];
-        float2 p = h2(w.x), q = h2(w.y), r = h2(w.z), t = h2(w.w);
-        float s = p.x * a.x;
-        s = fmaf(p.y, a.y, s);
-        s = fmaf(q.x, a.z, s);
-        s = fmaf(q.y, a.w, s);
-        s = fmaf(r.x, b.x, s);
-        s = fmaf(r.y, b.y, s);
-        s = fmaf(t.x, b.z, s);
-        s = fmaf(t.y, b.w, s);
-        return s;
-    }
-};
-
-template <> struct vec16<float> {
-    static constexpr int n = 4;
-    static __device__ __forceinline__ float dot(uint4 w, const float4 *x) {
-        float4 a = x[0];
-        float s = __uint_as_float(w.x) * a.x;
-        s = fmaf(__uint_as_float(w.y), a.y, s);
-        s = fmaf(__uint_as_float(w.z), a.z, s);
-        s = fmaf(__uint_as_float(w.w), a.w, s);
-        return s;
-    }
-};
-
 template <typename W, int R, int U>
 __global__ void __launch_bounds__(MATVEC_WARPS * 32) matvec_kernel(const W *__restrict__ w, const float *__restrict__ x,
                                                                    float *__restrict__ y, int rows, int cols,
                                                                    int prefetch) {
-    constexpr int EPC = vec16<W>::n;        /* elements per 16-byte chunk */
+    constexpr int EPC = dot16<W>::n;        /* elements per 16-byte chunk */
     constexpr int XV = EPC / 4;             /* float4s of x per chunk */
     const int lane = threadIdx.x & 31;
     const int row0 = (blockIdx.x * MATVEC_WARPS + (threadIdx.x >> 5)) * R;
@@ -119,7 +59,7 @@ __global__ void __launch_bounds__(MATVEC_WARPS * 32) matvec_kernel(const W *__re
 #pragma unroll
             for (int k = 0; k < XV; k++) xv[k] = __ldg(x4 + (size_t)(c + 32 * u) * XV + k);
 #pragma unroll
-            for (int r = 0; r < R; r++) acc[r] += vec16<W>::dot(wv[u][r], xv);
+            for (int r = 0; r < R; r++) acc[r] = dot16<W>::dot(wv[u][r], xv[0], xv[XV - 1], acc[r]);
         }
     }
     for (; c < nchunk; c += 32) {
@@ -127,7 +67,7 @@ __global__ void __launch_bounds__(MATVEC_WARPS * 32) matvec_kernel(const W *__re
 #pragma unroll
         for (int k = 0; k < XV; k++) xv[k] = __ldg(x4 + (size_t)c * XV + k);
 #pragma unroll
-        for (int r = 0; r < R; r++) acc[r] += vec16<W>::dot(load_stream16(wr[r] + c), xv);
+        for (int r = 0; r < R; r++) acc[r] = dot16<W>::dot(load_stream16(wr[r] + c), xv[0], xv[XV - 1], acc[r]);
     }
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -163,7 +103,7 @@ static cudaError_t launch_fast(tfm_backend *be, const tfm_weight *w, const float
 template <typename W>
 static cudaError_t launch_typed(tfm_backend *be, const tfm_weight *w, const float *x, float *y) {
     int rows = (int)w->rows, cols = (int)w->cols;
-    constexpr int EPC = vec16<W>::n;
+    constexpr int EPC = dot16<W>::n;
     int fast = cols % EPC == 0 && ((uintptr_t)x % 16) == 0 && ((uintptr_t)w->data % 16) == 0;
     if (!fast) {
         dim3 grid((unsigned)((rows + MATVEC_WARPS - 1) / MATVEC_WARPS));

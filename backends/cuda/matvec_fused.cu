@@ -15,68 +15,16 @@
  * input.
  */
 #include "fusion.h"
+#include "matvec_dot.h"
 
 #define MVX_WARPS 8
 #define MVX_R 2
 #define MVX_U 4
 #define MVX_ROWS (MVX_WARPS * MVX_R)
 
-__device__ __forceinline__ uint4 mvx_load(const uint4 *p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
-
-template <typename W> struct mvx_vec;
-template <> struct mvx_vec<__nv_bfloat16> {
-    static constexpr int n = 8;
-    static __device__ __forceinline__ float dot(uint4 w, const float4 a, const float4 b) {
-        float s = __uint_as_float(w.x << 16) * a.x;
-        s = fmaf(__uint_as_float(w.x & 0xffff0000u), a.y, s);
-        s = fmaf(__uint_as_float(w.y << 16), a.z, s);
-        s = fmaf(__uint_as_float(w.y & 0xffff0000u), a.w, s);
-        s = fmaf(__uint_as_float(w.z << 16), b.x, s);
-        s = fmaf(__uint_as_float(w.z & 0xffff0000u), b.y, s);
-        s = fmaf(__uint_as_float(w.w << 16), b.z, s);
-        s = fmaf(__uint_as_float(w.w & 0xffff0000u), b.w, s);
-        return s;
-    }
-};
-template <> struct mvx_vec<__half> {
-    static constexpr int n = 8;
-    static __device__ __forceinline__ float2 h2(unsigned u) {
-        __half2 h = *reinterpret_cast<__half2 *>(&u);
-        return __half22float2(h);
-    }
-    static __device__ __forceinline__ float dot(uint4 w, const float4 a, const float4 b) {
-        float2 p = h2(w.x), q = h2(w.y), r = h2(w.z), t = h2(w.w);
-        float s = p.x * a.x;
-        s = fmaf(p.y, a.y, s);
-        s = fmaf(q.x, a.z, s);
-        s = fmaf(q.y, a.w, s);
-        s = fmaf(r.x, b.x, s);
-        s = fmaf(r.y, b.y, s);
-        s = fmaf(t.x, b.z, s);
-        s = fmaf(t.y, b.w, s);
-        return s;
-    }
-};
-template <> struct mvx_vec<float> {
-    static constexpr int n = 4;
-    static __device__ __forceinline__ float dot(uint4 w, const float4 a, const float4) {
-        float s = __uint_as_float(w.x) * a.x;
-        s = fmaf(__uint_as_float(w.y), a.y, s);
-        s = fmaf(__uint_as_float(w.z), a.z, s);
-        s = fmaf(__uint_as_float(w.w), a.w, s);
-        return s;
-    }
-};
-
 template <typename W, int MODE>
 __global__ void __launch_bounds__(MVX_WARPS * 32) mvx_kernel(tfm_cuda_mvx_args a) {
-    constexpr int EPC = mvx_vec<W>::n;
+    constexpr int EPC = dot16<W>::n;
     extern __shared__ float4 xs4[];
     __shared__ float red[MVX_WARPS];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -85,9 +33,8 @@ __global__ void __launch_bounds__(MVX_WARPS * 32) mvx_kernel(tfm_cuda_mvx_args a
     const int row0 = (blockIdx.x * MVX_WARPS + warp) * MVX_R;
 
     /* which weight this warp's rows belong to (row counts are multiples of MVX_R, see fusion.cu) */
-    /* (selected with constant indices: a run-time index would copy the arguments to local memory) */
-    const int s = a.nseg > 1 && row0 >= a.seg_end[0] ? (a.nseg > 2 && row0 >= a.seg_end[1] ? 2 : 1) : 0;
-    const int local = row0 - (s == 0 ? 0 : s == 1 ? a.seg_end[0] : a.seg_end[1]);
+    int local;
+    const int s = mvx_segment(a, row0, &local);
     const W *wbase = static_cast<const W *>(s == 0 ? a.w[0] : s == 1 ? a.w[1] : a.w[2]);
     float *y = s == 0 ? a.y[0] : s == 1 ? a.y[1] : a.y[2];
     const bool valid = row0 < total;
@@ -102,7 +49,7 @@ __global__ void __launch_bounds__(MVX_WARPS * 32) mvx_kernel(tfm_cuda_mvx_args a
     for (int u = 0; u < MVX_U; u++)
 #pragma unroll
         for (int r = 0; r < MVX_R; r++)
-            if (valid && lane + 32 * u < nchunk) pre[u][r] = mvx_load(wr[r] + lane + 32 * u);
+            if (valid && lane + 32 * u < nchunk) pre[u][r] = load_stream16(wr[r] + lane + 32 * u);
 
     pdl_wait();
     pdl_launch_dependents();
@@ -156,7 +103,7 @@ __global__ void __launch_bounds__(MVX_WARPS * 32) mvx_kernel(tfm_cuda_mvx_args a
             float4 lo, hi;
             xat(c, lo, hi);
 #pragma unroll
-            for (int r = 0; r < MVX_R; r++) acc[r] += mvx_vec<W>::dot(pre[u][r], lo, hi);
+            for (int r = 0; r < MVX_R; r++) acc[r] = dot16<W>::dot(pre[u][r], lo, hi, acc[r]);
         }
     }
     int c = lane + 32 * MVX_U;
@@ -165,20 +112,20 @@ __global__ void __launch_bounds__(MVX_WARPS * 32) mvx_kernel(tfm_cuda_mvx_args a
 #pragma unroll
         for (int u = 0; u < MVX_U; u++)
 #pragma unroll
-            for (int r = 0; r < MVX_R; r++) wv[u][r] = mvx_load(wr[r] + c + 32 * u);
+            for (int r = 0; r < MVX_R; r++) wv[u][r] = load_stream16(wr[r] + c + 32 * u);
 #pragma unroll
         for (int u = 0; u < MVX_U; u++) {
             float4 lo, hi;
             xat(c + 32 * u, lo, hi);
 #pragma unroll
-            for (int r = 0; r < MVX_R; r++) acc[r] += mvx_vec<W>::dot(wv[u][r], lo, hi);
+            for (int r = 0; r < MVX_R; r++) acc[r] = dot16<W>::dot(wv[u][r], lo, hi, acc[r]);
         }
     }
     for (; c < nchunk; c += 32) {
         float4 lo, hi;
         xat(c, lo, hi);
 #pragma unroll
-        for (int r = 0; r < MVX_R; r++) acc[r] += mvx_vec<W>::dot(mvx_load(wr[r] + c), lo, hi);
+        for (int r = 0; r < MVX_R; r++) acc[r] = dot16<W>::dot(load_stream16(wr[r] + c), lo, hi, acc[r]);
     }
 #pragma unroll
     for (int r = 0; r < MVX_R; r++) {
@@ -192,7 +139,7 @@ __global__ void __launch_bounds__(MVX_WARPS * 32) mvx_kernel(tfm_cuda_mvx_args a
 
 template <typename W, int NORM>
 __global__ void __launch_bounds__(MVX_WARPS * 32) mvl_kernel(tfm_cuda_mvx_args a) {
-    constexpr int EPC = mvx_vec<W>::n, XV = EPC / 4;
+    constexpr int EPC = dot16<W>::n, XV = EPC / 4;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int cols = a.cols, nchunk = cols / EPC;
     const W *rw[2];
@@ -210,9 +157,9 @@ __global__ void __launch_bounds__(MVX_WARPS * 32) mvl_kernel(tfm_cuda_mvx_args a
     } else {
         const int row0 = (blockIdx.x * MVX_WARPS + warp) * MVX_R;
         const int total = a.nseg == 1 ? a.seg_end[0] : a.nseg == 2 ? a.seg_end[1] : a.seg_end[2];
-        const int s = a.nseg > 1 && row0 >= a.seg_end[0] ? (a.nseg > 2 && row0 >= a.seg_end[1] ? 2 : 1) : 0;
         valid = row0 < total;
-        const int local = valid ? row0 - (s == 0 ? 0 : s == 1 ? a.seg_end[0] : a.seg_end[1]) : 0;
+        int local;
+        const int s = mvx_segment(a, valid ? row0 : 0, &local);
         const W *wbase = static_cast<const W *>(s == 0 ? a.w[0] : s == 1 ? a.w[1] : a.w[2]);
         float *ybase = s == 0 ? a.y[0] : s == 1 ? a.y[1] : a.y[2];
         rw[0] = wbase + (size_t)local * cols;
@@ -229,7 +176,7 @@ __global__ void __launch_bounds__(MVX_WARPS * 32) mvl_kernel(tfm_cuda_mvx_args a
     for (int u = 0; u < MVX_U; u++)
 #pragma unroll
         for (int r = 0; r < 2; r++)
-            if (valid && lane + 32 * u < nchunk) pre[u][r] = mvx_load(wr[r] + lane + 32 * u);
+            if (valid && lane + 32 * u < nchunk) pre[u][r] = load_stream16(wr[r] + lane + 32 * u);
 
     pdl_wait();
     pdl_launch_dependents();
@@ -258,8 +205,8 @@ __global__ void __launch_bounds__(MVX_WARPS * 32) mvl_kernel(tfm_cuda_mvx_args a
         if (c < nchunk) {
             float4 lo, hi;
             xat(c, lo, hi);
-            acc[0] += mvx_vec<W>::dot(pre[u][0], lo, hi);
-            acc[1] += mvx_vec<W>::dot(pre[u][1], lo, hi);
+            acc[0] = dot16<W>::dot(pre[u][0], lo, hi, acc[0]);
+            acc[1] = dot16<W>::dot(pre[u][1], lo, hi, acc[1]);
         }
     }
     int c = lane + 32 * MVX_U;
@@ -267,22 +214,22 @@ __global__ void __launch_bounds__(MVX_WARPS * 32) mvl_kernel(tfm_cuda_mvx_args a
         uint4 wv[MVX_U][2];
 #pragma unroll
         for (int u = 0; u < MVX_U; u++) {
-            wv[u][0] = mvx_load(wr[0] + c + 32 * u);
-            wv[u][1] = mvx_load(wr[1] + c + 32 * u);
+            wv[u][0] = load_stream16(wr[0] + c + 32 * u);
+            wv[u][1] = load_stream16(wr[1] + c + 32 * u);
         }
 #pragma unroll
         for (int u = 0; u < MVX_U; u++) {
             float4 lo, hi;
             xat(c + 32 * u, lo, hi);
-            acc[0] += mvx_vec<W>::dot(wv[u][0], lo, hi);
-            acc[1] += mvx_vec<W>::dot(wv[u][1], lo, hi);
+            acc[0] = dot16<W>::dot(wv[u][0], lo, hi, acc[0]);
+            acc[1] = dot16<W>::dot(wv[u][1], lo, hi, acc[1]);
         }
     }
     for (; c < nchunk; c += 32) {
         float4 lo, hi;
         xat(c, lo, hi);
-        acc[0] += mvx_vec<W>::dot(mvx_load(wr[0] + c), lo, hi);
-        acc[1] += mvx_vec<W>::dot(mvx_load(wr[1] + c), lo, hi);
+        acc[0] = dot16<W>::dot(load_stream16(wr[0] + c), lo, hi, acc[0]);
+        acc[1] = dot16<W>::dot(load_stream16(wr[1] + c), lo, hi, acc[1]);
     }
     float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
     if (NORM) {
@@ -352,8 +299,11 @@ static cudaError_t mvx_launch_typed(tfm_backend *be, const tfm_cuda_mvx_args *a,
 }
 
 tfm_status tfm_cuda_mvx_launch(tfm_backend *be, const tfm_cuda_mvx_args *a, tfm_dtype wtype, int mode) {
-    if (tfm_cuda_mvx_direct(be) && mode != TFM_CUDA_MVX_GLU && tfm_cuda_mvs_fits(be, wtype, a->cols))
-        return tfm_cuda_mvs_launch(be, a, wtype, mode);
+    if (tfm_cuda_mvx_direct(be) && mode != TFM_CUDA_MVX_GLU && tfm_cuda_mvs_fits(be, wtype, a->cols)) {
+        tfm_status st = tfm_cuda_mvs_launch(be, a, wtype, mode);
+        be->last_launch_matvec = st == TFM_OK;
+        return st;
+    }
     cudaError_t err;
     switch (wtype) {
     case TFM_DTYPE_BF16: err = mvx_launch_typed<__nv_bfloat16>(be, a, mode); break;
@@ -361,5 +311,7 @@ tfm_status tfm_cuda_mvx_launch(tfm_backend *be, const tfm_cuda_mvx_args *a, tfm_
     default: err = mvx_launch_typed<float>(be, a, mode); break;
     }
     CUDA_TRY(be, err);
+    /* these kernels wait for their predecessor before releasing the next kernel, and write no cache */
+    be->last_launch_matvec = 1;
     return TFM_OK;
 }

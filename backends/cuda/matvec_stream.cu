@@ -7,15 +7,22 @@
  * bytes in flight. Here the loads go to shared memory (cp.async), so a block keeps 128 KB in flight
  * without registers, every warp stays busy to the end, and consuming a load queues the next one
  * across row boundaries. Each warp takes every W-th row (W = warps in the grid), so the warps finish
- * together (to one row) and neighbouring warps read neighbouring rows. A block takes over half an
- * SM's shared memory: the grid (one block per SM) is then spread over all SMs.
+ * together (to one row); the warps are numbered across the blocks first, so every SM gets the same
+ * share to one row. A block takes over half an SM's shared memory: the grid (one block per SM) is then
+ * spread over all SMs.
  *
- * The input is prepared per block in shared memory (x, or RMSNorm(x)·g with the norm reduced by the
- * block), split into the low and high halves of each 8-value chunk so a warp's reads are
- * conflict-free. Epilogues as in matvec_fused.cu: y, y and a residual add, or for gate/up pairs
- * silu(gate)·up. Needs rows of whole 512-byte loads; other shapes use the fused kernel.
+ * The input is prepared per block in shared memory in one pass over x (x, or x·g under RMSNorm, whose
+ * 1/rms the block reduces meanwhile and applies to each row's sum), split into the low and high halves
+ * of each 8-value chunk so a warp's reads are conflict-free. Epilogues as in matvec_fused.cu: y, y and
+ * a residual add (the residual fetched a row ahead), or for gate/up pairs silu(gate)·up. Needs rows of
+ * whole 512-byte loads; other shapes use the fused kernel.
+ *
+ * Registers are capped (40 a thread, 48 for pairs) so that decode attention's blocks (96 registers,
+ * 128 threads) fit two to an SM beside a block of this kernel: attention then waits there for the
+ * q/k/v matvec instead of being launched after it.
  */
 #include "fusion.h"
+#include "matvec_dot.h"
 
 #define MVS_MAX_THREADS 1024
 
@@ -28,72 +35,25 @@ template <int N> __device__ __forceinline__ void mvs_wait_all_but() {
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-/* dot of 16 bytes of weights with 8 (or 4, f32) input values */
-template <typename W> struct mvs_vec;
-template <> struct mvs_vec<__nv_bfloat16> {
-    static constexpr int n = 8;
-    static __device__ __forceinline__ float dot(uint4 w, float4 a, float4 b, float s) {
-        s = fmaf(__uint_as_float(w.x << 16), a.x, s);
-        s = fmaf(__uint_as_float(w.x & 0xffff0000u), a.y, s);
-        s = fmaf(__uint_as_float(w.y << 16), a.z, s);
-        s = fmaf(__uint_as_float(w.y & 0xffff0000u), a.w, s);
-        s = fmaf(__uint_as_float(w.z << 16), b.x, s);
-        s = fmaf(__uint_as_float(w.z & 0xffff0000u), b.y, s);
-        s = fmaf(__uint_as_float(w.w << 16), b.z, s);
-        s = fmaf(__uint_as_float(w.w & 0xffff0000u), b.w, s);
-        return s;
-    }
-};
-template <> struct mvs_vec<__half> {
-    static constexpr int n = 8;
-    static __device__ __forceinline__ float2 h2(unsigned u) {
-        __half2 h = *reinterpret_cast<__half2 *>(&u);
-        return __half22float2(h);
-    }
-    static __device__ __forceinline__ float dot(uint4 w, float4 a, float4 b, float s) {
-        float2 p = h2(w.x), q = h2(w.y), r = h2(w.z), t = h2(w.w);
-        s = fmaf(p.x, a.x, s);
-        s = fmaf(p.y, a.y, s);
-        s = fmaf(q.x, a.z, s);
-        s = fmaf(q.y, a.w, s);
-        s = fmaf(r.x, b.x, s);
-        s = fmaf(r.y, b.y, s);
-        s = fmaf(t.x, b.z, s);
-        s = fmaf(t.y, b.w, s);
-        return s;
-    }
-};
-template <> struct mvs_vec<float> {
-    static constexpr int n = 4;
-    static __device__ __forceinline__ float dot(uint4 w, float4 a, float4, float s) {
-        s = fmaf(__uint_as_float(w.x), a.x, s);
-        s = fmaf(__uint_as_float(w.y), a.y, s);
-        s = fmaf(__uint_as_float(w.z), a.z, s);
-        s = fmaf(__uint_as_float(w.w), a.w, s);
-        return s;
-    }
-};
-
 /* Which rows a warp takes: first, first + step, ... (count of them). A unit is one row, or for
  * pairs row i of both weights. */
 struct mvs_share {
     int first, step, count;
 };
 
-/* Row `u` of the weights (segment chosen with constant indices: a run-time index into the argument
- * arrays would copy them to local memory). */
+/* Row `u` of the weights. */
 template <typename W, int PAIR>
 __device__ __forceinline__ const uint4 *mvs_row(const tfm_cuda_mvx_args &a, int u, int r) {
     if (PAIR) return reinterpret_cast<const uint4 *>(static_cast<const W *>(r ? a.w[1] : a.w[0]) + (size_t)u * a.cols);
-    const int s = a.nseg > 1 && u >= a.seg_end[0] ? (a.nseg > 2 && u >= a.seg_end[1] ? 2 : 1) : 0;
-    const int local = u - (s == 0 ? 0 : s == 1 ? a.seg_end[0] : a.seg_end[1]);
+    int local;
+    const int s = mvx_segment(a, u, &local);
     const W *base = static_cast<const W *>(s == 0 ? a.w[0] : s == 1 ? a.w[1] : a.w[2]);
     return reinterpret_cast<const uint4 *>(base + (size_t)local * a.cols);
 }
 
 template <typename W, int NORM, int PAIR, int DEPTH>
-__global__ void __launch_bounds__(MVS_MAX_THREADS, 1) mvs_kernel(tfm_cuda_mvx_args a, int interleave) {
-    constexpr int EPC = mvs_vec<W>::n, R = PAIR ? 2 : 1, U = DEPTH / R;
+__global__ void __launch_bounds__(MVS_MAX_THREADS) __maxnreg__(PAIR ? 48 : 40) mvs_kernel(tfm_cuda_mvx_args a, int interleave) {
+    constexpr int EPC = dot16<W>::n, R = PAIR ? 2 : 1, U = DEPTH / R;
     /* shared memory: the input ([nchunk] low halves, then [nchunk] high halves for 16-bit weights),
      * then each warp's ring of DEPTH warp-wide loads (each lane reads back only its own 16 bytes) */
     extern __shared__ float4 xs[];
@@ -103,8 +63,12 @@ __global__ void __launch_bounds__(MVS_MAX_THREADS, 1) mvs_kernel(tfm_cuda_mvx_ar
     const int units = PAIR ? a.seg_end[0] : a.nseg == 1 ? a.seg_end[0] : a.nseg == 2 ? a.seg_end[1] : a.seg_end[2];
     uint4 *ring = reinterpret_cast<uint4 *>(xs + cols / 4) + (size_t)warp * DEPTH * 32 + lane;
 
-    /* this warp's share: every W-th row, or a contiguous run (both balanced to one row) */
-    const int gw = blockIdx.x * nwarps + warp, nw = gridDim.x * nwarps;
+    /* this warp's share: every W-th row, or a contiguous run (both balanced to one row). Numbering
+     * the warps block by block puts the extra rows on the first blocks (a third more work on some SMs
+     * for gate/up: 11008 rows over 4224 warps); numbering them across the blocks first (mode 2)
+     * spreads those rows over every SM. */
+    const int gw = interleave == 2 ? warp * gridDim.x + blockIdx.x : blockIdx.x * nwarps + warp;
+    const int nw = gridDim.x * nwarps;
     mvs_share sh;
     if (interleave) {
         sh.first = gw;
@@ -144,33 +108,34 @@ __global__ void __launch_bounds__(MVS_MAX_THREADS, 1) mvs_kernel(tfm_cuda_mvx_ar
     pdl_wait();
     pdl_launch_dependents();
 
-    /* the input vector, prepared by the block */
-    const float4 *x4 = reinterpret_cast<const float4 *>(a.x);
+    /* the input vector, prepared by the block in one pass: x (times g under RMSNorm; the norm's 1/rms,
+     * reduced by the block meanwhile, scales each row's sum instead, as in mvl_kernel) */
+    const float4 *x4 = reinterpret_cast<const float4 *>(a.x), *g4 = reinterpret_cast<const float4 *>(a.g);
     const int n4 = cols / 4;
-    float inv = 1.0f;
-    if (NORM) {
-        float ss = 0.0f;
-        for (int i = threadIdx.x; i < n4; i += blockDim.x) {
-            float4 v = x4[i];
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+        float4 v = x4[i];
+        if (NORM) {
+            const float4 g = g4[i];
             ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+            v = make_float4(v.x * g.x, v.y * g.y, v.z * g.z, v.w * g.w);
         }
+        xs[EPC == 8 ? (i & 1) * nchunk + (i >> 1) : i] = v;
+    }
+    if (NORM) {
         ss = warp_sum(ss);
         if (lane == 0) red[warp] = ss;
-        __syncthreads();
+    }
+    /* the residual of this warp's first row, fetched now: an add at the row's end would wait for it */
+    float res_old = 0.0f;
+    if (!PAIR && a.res && lane == 0 && sh.count) res_old = a.res[sh.first];
+    __syncthreads();
+    float inv = 1.0f;
+    if (NORM) {
         float tot = 0.0f;
         for (int w = 0; w < nwarps; w++) tot += red[w];
         inv = rsqrtf(tot / (float)cols + a.eps);
     }
-    const float4 *g4 = reinterpret_cast<const float4 *>(a.g);
-    for (int i = threadIdx.x; i < n4; i += blockDim.x) {
-        float4 v = x4[i];
-        if (NORM) {
-            float4 g = g4[i];
-            v = make_float4(v.x * inv * g.x, v.y * inv * g.y, v.z * inv * g.z, v.w * inv * g.w);
-        }
-        xs[EPC == 8 ? (i & 1) * nchunk + (i >> 1) : i] = v;
-    }
-    __syncthreads();
 
     /* the walk: wait for position p (slot p % U), add it to the row's sums, queue position p + U there */
     float acc[R];
@@ -185,13 +150,13 @@ __global__ void __launch_bounds__(MVS_MAX_THREADS, 1) mvs_kernel(tfm_cuda_mvx_ar
                 const int c = cq * 32 + lane;
                 const float4 lo = xs[c], hi = EPC == 8 ? xs[nchunk + c] : lo;
 #pragma unroll
-                for (int r = 0; r < R; r++) acc[r] = mvs_vec<W>::dot(ring[(k * R + r) * 32], lo, hi, acc[r]);
+                for (int r = 0; r < R; r++) acc[r] = dot16<W>::dot(ring[(k * R + r) * 32], lo, hi, acc[r]);
                 /* the slot was read into registers above (the sums depend on it) before it is refilled */
                 queue(k, t + k + U < total);
                 if (++cq == Q) {
                     /* a row is done */
                     const int u = sh.first + ci * sh.step;
-                    const float v0 = warp_sum(acc[0]), v1 = PAIR ? warp_sum(acc[R - 1]) : 0.0f;
+                    const float v0 = warp_sum(acc[0]) * inv, v1 = PAIR ? warp_sum(acc[R - 1]) * inv : 0.0f;
                     if (lane == 0) {
                         if (PAIR) {
                             const float h = v0 / (1.0f + expf(-v0)) * v1; /* as the swiglu op computes it */
@@ -199,11 +164,15 @@ __global__ void __launch_bounds__(MVS_MAX_THREADS, 1) mvs_kernel(tfm_cuda_mvx_ar
                             if (a.glu_out != a.y[0]) a.y[0][u] = v0;
                             if (a.glu_out) a.glu_out[u] = h;
                         } else {
-                            const int s = a.nseg > 1 && u >= a.seg_end[0] ? (a.nseg > 2 && u >= a.seg_end[1] ? 2 : 1) : 0;
-                            const int local = u - (s == 0 ? 0 : s == 1 ? a.seg_end[0] : a.seg_end[1]);
+                            int local;
+                            const int s = mvx_segment(a, u, &local);
                             float *y = s == 0 ? a.y[0] : s == 1 ? a.y[1] : a.y[2];
                             y[local] = v0;
-                            if (a.res) a.res[local] += v0;
+                            if (a.res) {
+                                /* the residual takes one weight (local == u); the next row's is fetched */
+                                a.res[local] = res_old + v0;
+                                if (ci + 1 < sh.count) res_old = a.res[u + sh.step];
+                            }
                         }
                     }
 #pragma unroll

@@ -1,7 +1,7 @@
 /* test_cuda_ops.c — every operation of the cuda plugin against the cpu backend's naive twins
  * (backends/cpu/reference.c), for each weight and KV dtype, both RoPE pairings, grouped and plain
- * attention on the decode, flash and simple kernels, shapes that are not multiples of any vector or
- * tile width; then a recorded decode step (CUDA graph) replayed at later positions against eager
+ * attention on the decode, flash and simple kernels, decode attention with RoPE and the KV append
+ * folded in, shapes that are not multiples of any vector or tile width; then a recorded decode step (CUDA graph) replayed at later positions against eager
  * runs (with and without op fusion), and the error paths (out of memory, unsupported weight types).
  *
  * Tolerances are relative L2 errors, per path: f32 arithmetic 2e-5; batched matmuls round the
@@ -344,6 +344,100 @@ static void test_attention(tfm_dtype kv, int n, int pos0, int n_head, int n_head
     free(got);
 }
 
+/* One decode token's RoPE of q and k, both cache appends and attention, issued as the core issues
+ * them: the planner runs them as one kernel (RoPE in registers, the newest key and value taken from
+ * registers). Checks the output, the rotated q and k left behind, and the cache rows written (and
+ * the row after them untouched). `after_matvec`: a matvec runs right before, as in a decode layer
+ * (attention then loads its cached keys before waiting for it). */
+static float cache_value(const void *cache, tfm_dtype kv, size_t i) {
+    if (kv == TFM_DTYPE_F32) return ((const float *)cache)[i];
+    uint16_t h = ((const uint16_t *)cache)[i];
+    return kv == TFM_DTYPE_F16 ? tfm_f16_to_f32(h) : tfm_bf16_to_f32(h);
+}
+
+static void test_rope_attention(tfm_dtype kv, int pos0, int n_head, int n_head_kv, int head_dim,
+                                tfm_rope_pairing pairing, int after_matvec) {
+    int width = n_head_kv * head_dim, rows = pos0 + 2;
+    size_t qcount = (size_t)n_head * head_dim, cbytes = (size_t)rows * width * dsize(kv);
+    float *q = random_floats(qcount, -1.5f, 1.5f), *k = random_floats((size_t)width, -1.5f, 1.5f);
+    float *v = random_floats((size_t)width, -1.0f, 1.0f), *old = random_floats((size_t)pos0 * width + 1, -1.5f, 1.5f);
+    float inv[128];
+    for (int i = 0; i < head_dim / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / head_dim);
+    unsigned char *kc = malloc(cbytes), *vc = malloc(cbytes), *got_c = malloc(cbytes);
+    memset(kc, 0xff, cbytes); /* NaN: rows nobody should write */
+    memset(vc, 0xff, cbytes);
+    tfm_ref_kv_store(kc, kv, 0, old, pos0, width);
+    tfm_ref_kv_store(vc, kv, 0, old, pos0, width);
+
+    float *dq = dev_upload(q, qcount * 4), *dk = dev_upload(k, (size_t)width * 4), *dv = dev_upload(v, (size_t)width * 4);
+    float *dinv = dev_upload(inv, (size_t)head_dim / 2 * 4), *dout = dev_poisoned(qcount * 4);
+    void *dkc = dev_upload(kc, cbytes), *dvc = dev_upload(vc, cbytes);
+
+    float *rq = malloc(qcount * 4), *rk = malloc((size_t)width * 4), *ref = malloc(qcount * 4), *got = malloc(qcount * 4);
+    memcpy(rq, q, qcount * 4);
+    memcpy(rk, k, (size_t)width * 4);
+    tfm_ref_rope(rq, 1, n_head, head_dim, pos0, inv, pairing);
+    tfm_ref_rope(rk, 1, n_head_kv, head_dim, pos0, inv, pairing);
+    tfm_ref_kv_store(kc, kv, pos0, rk, 1, width);
+    tfm_ref_kv_store(vc, kv, pos0, v, 1, width);
+    float scale = 1.0f / sqrtf((float)head_dim);
+    tfm_ref_attention(rq, kc, vc, kv, ref, 1, pos0, n_head, n_head_kv, head_dim, scale, 1);
+
+    tfm_weight mw;
+    float *mx = NULL, *my = NULL;
+    if (after_matvec) {
+        float *wf = random_floats(64 * 64, -1.0f, 1.0f);
+        CHECK(ops->weight_load(be, &mw, wf, TFM_DTYPE_F32, 64, 64) == TFM_OK, "weight: %s", last_error);
+        mx = dev_upload(wf, 64 * 4);
+        my = dev_poisoned(64 * 4);
+        free(wf);
+        CHECK(ops->matmul(be, &mw, mx, my, 1) == TFM_OK, "matmul: %s", last_error);
+    }
+    tfm_status st = ops->rope(be, dq, 1, n_head, head_dim, pos0, dinv, pairing);
+    if (!st) st = ops->rope(be, dk, 1, n_head_kv, head_dim, pos0, dinv, pairing);
+    if (!st) st = ops->kv_store(be, dkc, kv, pos0, dk, 1, width);
+    if (!st) st = ops->kv_store(be, dvc, kv, pos0, dv, 1, width);
+    if (!st) st = ops->attention(be, dq, dkc, dvc, kv, dout, 1, pos0, n_head, n_head_kv, head_dim, scale, 1);
+    CHECK(st == TFM_OK, "rope + kv append + attention: %s", last_error);
+    const char *what = pairing == TFM_ROPE_HALF ? "half" : "adjacent";
+    dev_download(got, dout, qcount * 4);
+    double e = rel_err(got, ref, qcount);
+    CHECK(e <= 2e-5, "rope+attention kv %s pos0 %d heads %d/%d dim %d %s: output rel err %.3g", dname(kv), pos0,
+          n_head, n_head_kv, head_dim, what, e);
+    dev_download(got, dq, qcount * 4);
+    e = rel_err(got, rq, qcount);
+    CHECK(e <= 2e-6, "rope+attention kv %s pos0 %d dim %d %s: rotated q rel err %.3g", dname(kv), pos0, head_dim, what,
+          e);
+    dev_download(got, dk, (size_t)width * 4);
+    e = rel_err(got, rk, (size_t)width);
+    CHECK(e <= 2e-6, "rope+attention kv %s pos0 %d dim %d %s: rotated k rel err %.3g", dname(kv), pos0, head_dim, what,
+          e);
+    for (int c = 0; c < 2; c++) {
+        const unsigned char *want = c ? vc : kc;
+        dev_download(got_c, c ? dvc : dkc, cbytes);
+        size_t upto = (size_t)(pos0 + 1) * width;
+        float *a = malloc(upto * 4), *b = malloc(upto * 4);
+        for (size_t i = 0; i < upto; i++) a[i] = cache_value(got_c, kv, i), b[i] = cache_value(want, kv, i);
+        e = rel_err(a, b, upto);
+        /* 16 bits: a last-bit difference in the rotation may round the new row's values one step apart */
+        CHECK(e <= (kv == TFM_DTYPE_F32 ? 2e-6 : 1e-3), "rope+attention kv %s pos0 %d dim %d %s: %s cache rows 0..%d rel err %.3g", dname(kv), pos0,
+              head_dim, what, c ? "v" : "k", pos0, e);
+        CHECK(memcmp(got_c + upto * dsize(kv), want + upto * dsize(kv), cbytes - upto * dsize(kv)) == 0,
+              "rope+attention kv %s pos0 %d: %s cache row %d was written", dname(kv), pos0, c ? "v" : "k", pos0 + 1);
+        free(a);
+        free(b);
+    }
+    void *dev[] = {dq, dk, dv, dinv, dout, dkc, dvc};
+    for (int i = 0; i < 7; i++) ops->free(be, dev[i]);
+    if (after_matvec) {
+        ops->weight_free(be, &mw);
+        ops->free(be, mx);
+        ops->free(be, my);
+    }
+    void *host_bufs[] = {q, k, v, old, kc, vc, got_c, rq, rk, ref, got};
+    for (int i = 0; i < 11; i++) free(host_bufs[i]);
+}
+
 /* ------------------------------------------------------------------ recorded and fused decode steps */
 
 /* A miniature Llama (2 layers, GQA, SwiGLU) driven through the vtable exactly as the core drives it.
@@ -488,11 +582,13 @@ static void mini_state(mini_model *m, int pos, float *out) {
 }
 #define MM_STATE (MM_VOCAB + 2 * MM_DIM + MM_FF + MM_HEADS * MM_HD + MM_KV * MM_HD)
 
-static tfm_backend *instance(const char *graphs, const char *pdl, const char *fuse, const char *mvx) {
+static tfm_backend *instance(const char *graphs, const char *pdl, const char *fuse, const char *mvx,
+                             const char *splits) {
     setenv("TFM_CUDA_GRAPHS", graphs, 1);
     setenv("TFM_CUDA_PDL", pdl, 1);
     setenv("TFM_CUDA_FUSE", fuse, 1);
     setenv("TFM_CUDA_MVX", mvx, 1);
+    setenv("TFM_CUDA_ATTN_SPLITS", splits, 1);
     tfm_backend_init_params p = {0, 0};
     tfm_backend *b = NULL;
     tfm_status st = ops->init(&p, &host, &b);
@@ -500,25 +596,30 @@ static tfm_backend *instance(const char *graphs, const char *pdl, const char *fu
     unsetenv("TFM_CUDA_PDL");
     unsetenv("TFM_CUDA_FUSE");
     unsetenv("TFM_CUDA_MVX");
+    unsetenv("TFM_CUDA_ATTN_SPLITS");
     CHECK(st == TFM_OK, "instance: %s", last_error);
     return st == TFM_OK ? b : NULL;
 }
 
 static void test_decode_steps(void) {
-    tfm_backend *plain = instance("0", "0", "0", "0"), *fused = instance("0", "1", "1", "0");
-    tfm_backend *staged = instance("1", "1", "1", "1");
-    if (!plain || !fused || !staged) return;
-    /* all on (the default instance), fused eager, the staged matvec recorded, plain eager */
-    mini_model a, f, g, e;
+    tfm_backend *plain = instance("0", "0", "0", "0", "0"), *fused = instance("0", "1", "1", "0", "0");
+    tfm_backend *staged = instance("1", "1", "1", "1", "0"), *clustered = instance("1", "1", "1", "0", "8");
+    if (!plain || !fused || !staged || !clustered) return;
+    /* all on (the default instance; 16 attention splits for 4 heads, merged through memory), fused
+     * eager, the staged matvec recorded, all on with 8 splits (merged through a block cluster on
+     * Hopper), plain eager */
+    mini_model a, f, g, c, e;
     mini_load(ops, be, &a, 42);
     mini_load(ops, fused, &f, 42);
     mini_load(ops, staged, &g, 42);
+    mini_load(ops, clustered, &c, 42);
     mini_load(ops, plain, &e, 42);
-    static float sa[MM_STATE], sf[MM_STATE], sg[MM_STATE], se[MM_STATE];
+    static float sa[MM_STATE], sf[MM_STATE], sg[MM_STATE], sc[MM_STATE], se[MM_STATE];
     int32_t prompt[5] = {5, 17, 39, 0, 22};
     mini_forward(&a, 0, prompt, 5, 0);
     mini_forward(&f, 0, prompt, 5, 0);
     mini_forward(&g, 0, prompt, 5, 0);
+    mini_forward(&c, 0, prompt, 5, 0);
     mini_forward(&e, 0, prompt, 5, 0);
     int replays = 0, pos = 5;
     for (; pos < 205; pos++) {
@@ -526,16 +627,19 @@ static void test_decode_steps(void) {
         replays += mini_forward(&a, 7777, &tok, 1, pos);
         mini_forward(&f, 0, &tok, 1, pos);
         mini_forward(&g, 5555, &tok, 1, pos);
+        mini_forward(&c, 3333, &tok, 1, pos);
         mini_forward(&e, 0, &tok, 1, pos);
         if (pos % 20 == 5 || pos == 204) {
             mini_state(&a, pos, sa);
             mini_state(&f, pos, sf);
             mini_state(&g, pos, sg);
+            mini_state(&c, pos, sc);
             mini_state(&e, pos, se);
             double ea = rel_err(sa, se, MM_STATE), ef = rel_err(sf, se, MM_STATE), eg = rel_err(sg, se, MM_STATE);
-            CHECK(ea <= 2e-5 && ef <= 2e-5 && eg <= 2e-5,
-                  "decode step at pos %d: recorded+fused rel err %.3g, fused %.3g, staged %.3g vs plain", pos, ea, ef,
-                  eg);
+            double ec = rel_err(sc, se, MM_STATE);
+            CHECK(ea <= 2e-5 && ef <= 2e-5 && eg <= 2e-5 && ec <= 2e-5,
+                  "decode step at pos %d: recorded+fused rel err %.3g, fused %.3g, staged %.3g, 8 splits %.3g vs plain",
+                  pos, ea, ef, eg, ec);
             double el = rel_err(sa, se, MM_VOCAB);
             CHECK(el <= 2e-5, "decode step logits at pos %d: rel err %.3g", pos, el);
         }
@@ -558,7 +662,9 @@ static void test_decode_steps(void) {
     mini_free(&a);
     mini_free(&f);
     mini_free(&g);
+    mini_free(&c);
     mini_free(&e);
+    ops->destroy(clustered);
     ops->destroy(plain);
     ops->destroy(fused);
     ops->destroy(staged);
@@ -657,6 +763,18 @@ int main(int argc, char **argv) {
         test_attention(kv, 100, 300, 2, 2, 64, 1);
         test_attention(kv, 65, 0, 4, 4, 128, 0);
         test_attention(kv, 9, 3, 3, 1, 40, 1);
+        /* decode with RoPE and the cache appends folded in: every head_dim, both pairings, GQA */
+        for (int pairing = 0; pairing < 2; pairing++) {
+            tfm_rope_pairing pr = (tfm_rope_pairing)pairing;
+            for (int mv = 0; mv < 2; mv++) {
+                test_rope_attention(kv, 0, 4, 4, 64, pr, mv);
+                test_rope_attention(kv, 700, 8, 2, 128, pr, mv);
+                test_rope_attention(kv, 37, 6, 3, 32, pr, mv);
+                test_rope_attention(kv, 130, 2, 1, 256, pr, mv);
+                test_rope_attention(kv, 255, 32, 32, 128, pr, mv);
+            }
+            test_rope_attention(kv, 20, 2, 2, 48, pr, 1); /* no fused kernel for this head size */
+        }
     }
 
     test_decode_steps();
