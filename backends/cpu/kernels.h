@@ -103,6 +103,7 @@ void tfm_quantize_q8_avx2(const float *x, int64_t cols, void *row);
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q8_0_avx2)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_0_avx2)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_k_avx2)
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q5_k_avx2)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q6_k_avx2)
 #undef DECLARE_MATVEC_PACKED
 

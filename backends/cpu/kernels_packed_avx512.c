@@ -10,23 +10,18 @@
  * rows; several tokens go over one group at a time. Each row's result is one accumulator that sees
  * the blocks in column order, whatever the number of rows, groups, tokens or threads. */
 #include <immintrin.h>
-#include <string.h>
 
 #include "kernels.h"
 #include "quant.h"
 #include "repack.h"
+#include "simd_shared.h"
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-#define UNROLL _Pragma("GCC unroll 16")
-/* Tokens per pass over a group's weights; groups per pass with one token. */
-#define PACKED_TOKENS 4
+/* Groups per pass with one token. */
 #define PACKED_GROUPS 2
 
 /* The 4 activation bytes at p in every 32-bit lane. */
 ALWAYS_INLINE __m512i bcast4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
+    return _mm512_set1_epi32(load4(p));
 }
 
 ALWAYS_INLINE __m512 load_f16x16(const uint8_t *p) {
@@ -295,8 +290,7 @@ ALWAYS_INLINE void group_q6_k(KERNEL_ARGS) {
             for (int t0 = 0; t0 < nt; t0 += PACKED_TOKENS) {                                            \
                 int n = nt - t0 < PACKED_TOKENS ? nt - t0 : PACKED_TOKENS;                              \
                 tfm_q8_row x[PACKED_TOKENS];                                                            \
-                for (int t = 0; t < n; t++)                                                             \
-                    x[t] = tfm_q8_row_at((char *)xq + (size_t)(t0 + t) * xq_stride, cols);              \
+                q8_rows(xq, xq_stride, cols, t0, n, x);                                                 \
                 float *yo = y + (size_t)t0 * ldy + (size_t)gi * TFM_PACK_ROWS;                          \
                 switch (n) {                                                                            \
                 case 1: GROUP(g, gstride, 1, cols, x, 1, yo, ldy); break;                               \
