@@ -8,6 +8,7 @@
 #include "backend.h"
 #include "kernels.h"
 #include "thread_pool.h"
+#include "weight_arena.h"
 
 struct tfm_backend {
     tfm_backend_host host;
@@ -20,6 +21,8 @@ struct tfm_backend {
     /* Whether block-quantised weights are packed at load (repack.h) when the kernels read packed
      * weights; TFM_CPU_REPACK=0 keeps the file's layout, for measurements. */
     int repack;
+    /* Memory of the packed weights (weight_arena.h). */
+    tfm_weight_arena *arena;
     /* One operation at a time: sessions on different threads may share a backend instance. */
     pthread_mutex_t lock;
     /* Per-thread scratch (f32 tiles of converted weights, attention scores), grown on demand. */
