@@ -70,6 +70,7 @@ static void cpu_destroy(tfm_backend *be) {
     }
     free(be->act);
     tfm_arena_destroy(&be->arena);
+    free(be->rope.cs);
     pthread_mutex_destroy(&be->lock);
     free(be);
 }

@@ -10,6 +10,15 @@
 #include "thread_pool.h"
 #include "weight_arena.h"
 
+/* RoPE's cos/sin of one position and the frequencies they were made from (elementwise.c). */
+typedef struct tfm_rope_cache {
+    float *cs;    /* cos[half], sin[half], then freq[half] */
+    float *freq;
+    int half;     /* 0: empty */
+    int pos;
+    int capacity; /* halves cs has room for */
+} tfm_rope_cache;
+
 struct tfm_backend {
     tfm_backend_host host;
     const tfm_cpu_kernels *k;
@@ -31,6 +40,7 @@ struct tfm_backend {
     /* Quantised activations shared by all threads during a matmul over block-quantised weights. */
     void *act;
     size_t act_bytes;
+    tfm_rope_cache rope;
 };
 
 /* Makes every thread's scratch hold at least `floats` floats. TFM_E_OOM if that fails. */

@@ -356,6 +356,12 @@ static void test_rope(const tfm_backend_ops *ops, tfm_backend *be, digest *dg) {
     ops->rope(be, b, 1, 1, 8, 1, f, TFM_ROPE_HALF);
     CHECK(fabsf(a[0] - (float)(1 * cos(1.0) - 2 * sin(1.0))) < 1e-6f, "adjacent pairing rotates (x0, x1)");
     CHECK(fabsf(b[0] - (float)(1 * cos(1.0) - 5 * sin(1.0))) < 1e-6f, "half pairing rotates (x0, x4)");
+    /* single-token angles are kept between calls: new frequencies at the same address and position
+     * must not meet the old angles */
+    f[0] = 2.0f;
+    float c[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    ops->rope(be, c, 1, 1, 8, 1, f, TFM_ROPE_ADJACENT);
+    CHECK(fabsf(c[0] - (float)(1 * cos(2.0) - 2 * sin(2.0))) < 1e-6f, "rope after the frequencies changed");
 }
 
 /* ---- kv_store ---- */
