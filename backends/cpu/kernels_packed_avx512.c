@@ -144,9 +144,10 @@ ALWAYS_INLINE void group_k4(KERNEL_ARGS, int HIGH_BIT) {
                 acc[t] = _mm512_fnmadd_ps(mj, _mm512_set1_ps(x[t].bsum[8 * sb + j]), acc[t]);
         }
         UNROLL for (int p = 0; p < 4; p++) {
-            __m512i lo[PACKED_TOKENS], hi[PACKED_TOKENS];
+            /* even and odd steps in separate chains (exact integer sums, added at the end) */
+            __m512i lo[2][PACKED_TOKENS], hi[2][PACKED_TOKENS];
             UNROLL for (int t = 0; t < NT; t++)
-                lo[t] = hi[t] = _mm512_setzero_si512();
+                lo[0][t] = hi[0][t] = lo[1][t] = hi[1][t] = _mm512_setzero_si512();
             UNROLL for (int k = 0; k < 8; k++) {
                 __m512i xl[PACKED_TOKENS], xh[PACKED_TOKENS];
                 UNROLL for (int t = 0; t < NT; t++) {
@@ -161,17 +162,17 @@ ALWAYS_INLINE void group_k4(KERNEL_ARGS, int HIGH_BIT) {
                     wh = _mm512_or_si512(wh, _mm512_and_si512(bit_to_4(qh, 2 * p + 1), b4));
                 }
                 UNROLL for (int t = 0; t < NT; t++) {
-                    lo[t] = _mm512_dpbusd_epi32(lo[t], wl, xl[t]);
-                    hi[t] = _mm512_dpbusd_epi32(hi[t], wh, xh[t]);
+                    lo[k & 1][t] = _mm512_dpbusd_epi32(lo[k & 1][t], wl, xl[t]);
+                    hi[k & 1][t] = _mm512_dpbusd_epi32(hi[k & 1][t], wh, xh[t]);
                 }
             }
             int j = 2 * p;
             __m512 sl = _mm512_mul_ps(lane_byte(ks.sc[j >> 2], j & 3), d);
             __m512 sh = _mm512_mul_ps(lane_byte(ks.sc[(j + 1) >> 2], (j + 1) & 3), d);
             UNROLL for (int t = 0; t < NT; t++) {
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[t]), _mm512_mul_ps(sl, _mm512_set1_ps(x[t].d[8 * sb + j])),
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[0][t], lo[1][t])), _mm512_mul_ps(sl, _mm512_set1_ps(x[t].d[8 * sb + j])),
                                          acc[t]);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[t]),
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(hi[0][t], hi[1][t])),
                                          _mm512_mul_ps(sh, _mm512_set1_ps(x[t].d[8 * sb + j + 1])), acc[t]);
             }
         }
