@@ -121,6 +121,10 @@ static tfm_status cpu_init(const tfm_backend_init_params *params, const tfm_back
 tfm_status tfm_cpu_reserve_scratch(tfm_backend *be, size_t floats) {
     if (floats <= be->scratch_floats)
         return TFM_OK;
+    /* Attention's need grows by one float per decoded token: grow by doubling, so that a decode
+     * step does not free and allocate every thread's scratch each time. */
+    if (floats < 2 * be->scratch_floats)
+        floats = 2 * be->scratch_floats;
     for (int t = 0; t < be->n_threads; t++) {
         free(be->scratch[t]);
         be->scratch[t] = NULL;
