@@ -1,7 +1,8 @@
 /* attention.c — causal grouped-query attention over the KV cache.
  *
- * One pool chunk is one (query, head) pair: scores = q·K[t] * scale for the visible cache rows, a
- * max-subtracted softmax, then out = Σ p_t V[t]. Each pair is computed the same way on any thread. */
+ * One pool chunk is one (query, head) pair: scores = q·K[t] * scale for the visible cache rows (the
+ * matrix-vector kernel over the head's rows), a max-subtracted softmax, then out = Σ p_t V[t] with out
+ * kept in registers while the rows go by (axpy_rows). Each pair is computed the same way on any thread. */
 #include <string.h>
 
 #include "cpu_internal.h"
@@ -20,8 +21,6 @@ typedef struct attention_job {
 static void attention_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
     const attention_job *j = ctx;
     const tfm_cpu_kernels *k = j->be->k;
-    tfm_dot_fn dot = k->dot[j->kv_dtype];
-    tfm_axpy_fn axpy = k->axpy[j->kv_dtype];
     float *scores = j->be->scratch[thread];
     int group = j->n_head / j->n_head_kv;
     size_t row_stride = (size_t)j->n_head_kv * (size_t)j->head_dim * j->elem_size;
@@ -32,18 +31,18 @@ static void attention_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
         int n_keys = j->causal ? j->pos0 + i + 1 : j->pos0 + j->n;
         const float *qv = j->q + ((size_t)i * (size_t)j->n_head + (size_t)h) * (size_t)j->head_dim;
 
-        const char *krow = j->k_cache + head_offset;
-        for (int t = 0; t < n_keys; t++, krow += row_stride)
-            scores[t] = dot(qv, krow, j->head_dim) * j->scale;
+        /* The head's cache rows are a matrix of n_keys rows, row_stride bytes apart: the scores are
+         * one matrix-vector product with q. */
+        k->matvec[j->kv_dtype](j->k_cache + head_offset, row_stride, j->head_dim, 0, n_keys, qv,
+                               (size_t)j->head_dim, 1, scores, (size_t)n_keys);
+        k->scale(scores, j->scale, n_keys);
         float m = k->max(scores, n_keys);
         float sum = k->exp_sum(scores, n_keys, m);
 
         /* q is fully read: out may alias it. */
         float *o = j->out + ((size_t)i * (size_t)j->n_head + (size_t)h) * (size_t)j->head_dim;
         memset(o, 0, (size_t)j->head_dim * sizeof(float));
-        const char *vrow = j->v_cache + head_offset;
-        for (int t = 0; t < n_keys; t++, vrow += row_stride)
-            axpy(scores[t], vrow, o, j->head_dim);
+        k->axpy_rows[j->kv_dtype](scores, j->v_cache + head_offset, row_stride, n_keys, o, j->head_dim);
         k->scale(o, 1.0f / sum, j->head_dim);
     }
 }

@@ -15,6 +15,7 @@
 #include "cpu_features.h"
 #include "cpu_internal.h"
 #include "repack.h"
+#include "weight_arena.h"
 
 tfm_status tfm_cpu_error(tfm_backend *be, tfm_status status, const char *fmt, ...) {
     if (be && be->host.set_error) {
@@ -68,6 +69,8 @@ static void cpu_destroy(tfm_backend *be) {
         free(be->scratch);
     }
     free(be->act);
+    tfm_arena_destroy(&be->arena);
+    free(be->rope.cs);
     pthread_mutex_destroy(&be->lock);
     free(be);
 }
@@ -118,6 +121,10 @@ static tfm_status cpu_init(const tfm_backend_init_params *params, const tfm_back
 tfm_status tfm_cpu_reserve_scratch(tfm_backend *be, size_t floats) {
     if (floats <= be->scratch_floats)
         return TFM_OK;
+    /* Attention's need grows by one float per decoded token: grow by doubling, so that a decode
+     * step does not free and allocate every thread's scratch each time. */
+    if (floats < 2 * be->scratch_floats)
+        floats = 2 * be->scratch_floats;
     for (int t = 0; t < be->n_threads; t++) {
         free(be->scratch[t]);
         be->scratch[t] = NULL;
@@ -214,14 +221,16 @@ static tfm_status pack_weight(tfm_backend *be, tfm_weight *w) {
     size_t row_bytes = tfm_cpu_row_bytes(w->dtype, w->cols);
     int64_t groups = w->rows / TFM_PACK_ROWS;
     size_t bytes = (size_t)groups * TFM_PACK_ROWS * row_bytes;
-    void *packed = NULL;
-    if (posix_memalign(&packed, 64, bytes) != 0)
+    pthread_mutex_lock(&be->lock);
+    void *packed = tfm_arena_alloc(&be->arena, bytes);
+    if (packed) {
+        pack_job job = {w, row_bytes, packed};
+        tfm_pool_run(be->pool, pack_chunk, &job, groups, 0);
+    }
+    pthread_mutex_unlock(&be->lock);
+    if (!packed)
         return tfm_cpu_error(be, TFM_E_OOM, "cpu backend: cannot allocate %zu bytes for a packed %lld x %lld %s weight",
                              bytes, (long long)w->rows, (long long)w->cols, dtype_name(w->dtype));
-    pack_job job = {w, row_bytes, packed};
-    pthread_mutex_lock(&be->lock);
-    tfm_pool_run(be->pool, pack_chunk, &job, groups, 0);
-    pthread_mutex_unlock(&be->lock);
     if (w->flags & TFM_WEIGHT_HOST_MAPPED)
         release_source(w->data, bytes);
     w->backend_data = packed;
@@ -255,9 +264,10 @@ static tfm_status cpu_weight_load(tfm_backend *be, tfm_weight *w, const void *ho
 }
 
 static void cpu_weight_free(tfm_backend *be, tfm_weight *w) {
-    (void)be;
-    if (w) {
-        free(w->backend_data);
+    if (w && w->backend_data) {
+        pthread_mutex_lock(&be->lock);
+        tfm_arena_free(&be->arena, w->backend_data);
+        pthread_mutex_unlock(&be->lock);
         w->backend_data = NULL;
     }
 }

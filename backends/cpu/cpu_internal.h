@@ -8,6 +8,16 @@
 #include "backend.h"
 #include "kernels.h"
 #include "thread_pool.h"
+#include "weight_arena.h"
+
+/* RoPE's cos/sin of one position and the frequencies they were made from (elementwise.c). */
+typedef struct tfm_rope_cache {
+    float *cs;    /* cos[half], sin[half], then freq[half] */
+    float *freq;
+    int half;     /* 0: empty */
+    int pos;
+    int capacity; /* halves cs has room for */
+} tfm_rope_cache;
 
 struct tfm_backend {
     tfm_backend_host host;
@@ -20,6 +30,8 @@ struct tfm_backend {
     /* Whether block-quantised weights are packed at load (repack.h) when the kernels read packed
      * weights; TFM_CPU_REPACK=0 keeps the file's layout, for measurements. */
     int repack;
+    /* Memory of the packed weights (weight_arena.h). */
+    tfm_weight_arena *arena;
     /* One operation at a time: sessions on different threads may share a backend instance. */
     pthread_mutex_t lock;
     /* Per-thread scratch (f32 tiles of converted weights, attention scores), grown on demand. */
@@ -28,6 +40,7 @@ struct tfm_backend {
     /* Quantised activations shared by all threads during a matmul over block-quantised weights. */
     void *act;
     size_t act_bytes;
+    tfm_rope_cache rope;
 };
 
 /* Makes every thread's scratch hold at least `floats` floats. TFM_E_OOM if that fails. */

@@ -3,6 +3,7 @@
  * These are cheap next to the matrix products: small ones (a decode step) run on the calling thread,
  * large ones (a prompt batch) are split into fixed chunks over the pool. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_internal.h"
@@ -82,37 +83,74 @@ typedef struct rope_job {
     float **scratch;
 } rope_job;
 
-static void rope_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
-    const rope_job *j = ctx;
-    int half = j->head_dim / 2;
-    float *cs = j->scratch[thread]; /* cos[half], sin[half] */
-    for (int64_t i = begin; i < end; i++) {
-        /* The angle is a float product, as in the reference implementations; its sine and cosine
-         * are taken in double and rounded once. */
-        float pos = (float)(j->pos0 + i);
+/* cs = cos[half], sin[half] of position pos. The angle is a float product, as in the reference
+ * implementations; its sine and cosine are taken in double and rounded once. */
+static void rope_angles(int pos, const float *inv_freq, int half, float *cs) {
+    float p_f = (float)pos;
+    for (int p = 0; p < half; p++) {
+        double angle = (double)(p_f * inv_freq[p]);
+        cs[p] = (float)cos(angle);
+        cs[half + p] = (float)sin(angle);
+    }
+}
+
+/* Rotates the n_head heads of one row by the angles cs. */
+static void rope_rotate(float *x, int n_head, int head_dim, tfm_rope_pairing pairing, const float *cs) {
+    int half = head_dim / 2;
+    /* element a pairs with element a + step; successive pairs start `stride` apart */
+    int stride = pairing == TFM_ROPE_ADJACENT ? 2 : 1;
+    int step = pairing == TFM_ROPE_ADJACENT ? 1 : half;
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (size_t)h * (size_t)head_dim;
         for (int p = 0; p < half; p++) {
-            double angle = (double)(pos * j->inv_freq[p]);
-            cs[p] = (float)cos(angle);
-            cs[half + p] = (float)sin(angle);
-        }
-        for (int h = 0; h < j->n_head; h++) {
-            float *v = j->x + ((size_t)i * (size_t)j->n_head + (size_t)h) * (size_t)j->head_dim;
-            /* element a pairs with element a + step; successive pairs start `stride` apart */
-            int stride = j->pairing == TFM_ROPE_ADJACENT ? 2 : 1;
-            int step = j->pairing == TFM_ROPE_ADJACENT ? 1 : half;
-            for (int p = 0; p < half; p++) {
-                float *a = v + p * stride, *b = a + step;
-                float c = cs[p], s = cs[half + p];
-                float x0 = *a, x1 = *b;
-                *a = x0 * c - x1 * s;
-                *b = x0 * s + x1 * c;
-            }
+            float *a = v + p * stride, *b = a + step;
+            float c = cs[p], s = cs[half + p];
+            float x0 = *a, x1 = *b;
+            *a = x0 * c - x1 * s;
+            *b = x0 * s + x1 * c;
         }
     }
 }
 
+static void rope_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
+    const rope_job *j = ctx;
+    float *cs = j->scratch[thread];
+    for (int64_t i = begin; i < end; i++) {
+        rope_angles(j->pos0 + (int)i, j->inv_freq, j->head_dim / 2, cs);
+        rope_rotate(j->x + (size_t)i * (size_t)j->n_head * (size_t)j->head_dim, j->n_head, j->head_dim, j->pairing, cs);
+    }
+}
+
+/* The angles of one position, kept between calls: a decode step rotates q and k of every layer at
+ * the same position with the same frequencies, so the sines and cosines are taken once per token.
+ * NULL when the memory cannot be had (the caller then computes them itself). */
+static const float *cached_angles(tfm_backend *be, int pos, const float *inv_freq, int half) {
+    tfm_rope_cache *c = &be->rope;
+    size_t bytes = (size_t)half * sizeof(float);
+    if (c->half == half && c->pos == pos && memcmp(c->freq, inv_freq, bytes) == 0)
+        return c->cs;
+    if (half > c->capacity) {
+        float *m = realloc(c->cs, 3 * bytes);
+        if (!m)
+            return NULL;
+        c->cs = m;
+        c->freq = m + 2 * (size_t)half;
+        c->capacity = half;
+    }
+    rope_angles(pos, inv_freq, half, c->cs);
+    memcpy(c->freq, inv_freq, bytes);
+    c->half = half;
+    c->pos = pos;
+    return c->cs;
+}
+
 tfm_status tfm_cpu_rope(tfm_backend *be, float *x, int n, int n_head, int head_dim, int pos0,
                         const float *inv_freq, tfm_rope_pairing pairing) {
+    const float *cs = n == 1 ? cached_angles(be, pos0, inv_freq, head_dim / 2) : NULL;
+    if (cs) {
+        rope_rotate(x, n_head, head_dim, pairing, cs);
+        return TFM_OK;
+    }
     tfm_status st = tfm_cpu_reserve_scratch(be, (size_t)head_dim);
     if (st != TFM_OK)
         return st;

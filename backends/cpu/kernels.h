@@ -36,10 +36,9 @@ typedef void (*tfm_matvec_q_fn)(const void *w, size_t row_bytes, int64_t cols, i
  * `row_bytes` the bytes of one row in the file's layout. */
 typedef void (*tfm_matvec_packed_fn)(const void *packed, size_t row_bytes, int64_t cols, int64_t g0, int64_t g1,
                                      const void *xq, size_t xq_stride, int nt, float *y, size_t ldy);
-/* dot(x, v) with v in the dtype (KV cache rows). */
-typedef float (*tfm_dot_fn)(const float *x, const void *v, int64_t n);
-/* y += a * v with v in the dtype. */
-typedef void (*tfm_axpy_fn)(float a, const void *v, float *y, int64_t n);
+/* y[0..n) += a[r] * row r of v for r = 0 .. rows-1, in that order (rows of n values in the dtype,
+ * row_bytes apart: KV cache rows); each element as `rows` multiply-adds one after another. */
+typedef void (*tfm_axpy_rows_fn)(const float *a, const void *v, size_t row_bytes, int64_t rows, float *y, int64_t n);
 
 typedef struct tfm_cpu_kernels {
     const char *name;                              /* "generic", "avx2", "avx512" */
@@ -53,8 +52,7 @@ typedef struct tfm_cpu_kernels {
     tfm_quantize_q8_fn quantize_q8;
     tfm_to_f32_fn to_f32[TFM_CPU_DTYPE_SLOTS];      /* every weight dtype (NULL: not supported) */
     tfm_from_f32_fn from_f32[TFM_CPU_DTYPE_SLOTS];  /* f32, f16, bf16 */
-    tfm_dot_fn dot[TFM_CPU_DTYPE_SLOTS];            /* f32, f16, bf16 */
-    tfm_axpy_fn axpy[TFM_CPU_DTYPE_SLOTS];          /* f32, f16, bf16 */
+    tfm_axpy_rows_fn axpy_rows[TFM_CPU_DTYPE_SLOTS]; /* f32, f16, bf16 */
 
     float (*sum_squares)(const float *x, int64_t n);
     /* y = x * s * g (RMSNorm's scaling), y may be x. */
@@ -103,6 +101,7 @@ void tfm_quantize_q8_avx2(const float *x, int64_t cols, void *row);
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q8_0_avx2)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_0_avx2)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q4_k_avx2)
+DECLARE_MATVEC_PACKED(tfm_matvec_packed_q5_k_avx2)
 DECLARE_MATVEC_PACKED(tfm_matvec_packed_q6_k_avx2)
 #undef DECLARE_MATVEC_PACKED
 

@@ -128,27 +128,37 @@ DEFINE_MATVEC(matvec_f32, rows_dot_f32)
 DEFINE_MATVEC(matvec_f16, rows_dot_f16)
 DEFINE_MATVEC(matvec_bf16, rows_dot_bf16)
 
-#define DEFINE_DOT(NAME, ROWS_DOT)                                     \
-    static float NAME(const float *x, const void *v, int64_t n) {      \
-        float out;                                                     \
-        ROWS_DOT(v, 0, n, x, 0, 1, 1, &out, 1, 0);                     \
-        return out;                                                    \
-    }
-DEFINE_DOT(dot_f32, rows_dot_f32)
-DEFINE_DOT(dot_f16, rows_dot_f16)
-DEFINE_DOT(dot_bf16, rows_dot_bf16)
-
-#define DEFINE_AXPY(NAME, LD, LDT)                                                  \
-    static void NAME(float a, const void *v, float *y, int64_t n) {                 \
-        __m256 av = _mm256_set1_ps(a);                                              \
-        int64_t i = 0;                                                              \
-        for (; i + 8 <= n; i += 8)                                                  \
-            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, LD(v, i), _mm256_loadu_ps(y + i))); \
-        if (i < n) {                                                                \
-            float tmp[8];                                                           \
-            _mm256_storeu_ps(tmp, _mm256_fmadd_ps(av, LDT(v, i, n - i), ld_tail_f32(y, i, n - i))); \
-            memcpy(y + i, tmp, (size_t)(n - i) * sizeof(float));                    \
-        }                                                                           \
+/* y stays in registers, 4 vectors at a time, while the rows go by. */
+#define DEFINE_AXPY(NAME, LD, LDT)                                                                        \
+    static void NAME(const float *a, const void *v, size_t row_bytes, int64_t rows, float *y, int64_t n) { \
+        const char *vb = v;                                                                               \
+        int64_t i = 0;                                                                                    \
+        for (; i + 32 <= n; i += 32) {                                                                    \
+            __m256 yv[4];                                                                                 \
+            for (int j = 0; j < 4; j++)                                                                   \
+                yv[j] = _mm256_loadu_ps(y + i + 8 * j);                                                   \
+            for (int64_t r = 0; r < rows; r++) {                                                          \
+                __m256 av = _mm256_set1_ps(a[r]);                                                         \
+                for (int j = 0; j < 4; j++)                                                               \
+                    yv[j] = _mm256_fmadd_ps(av, LD(vb + (size_t)r * row_bytes, i + 8 * j), yv[j]);        \
+            }                                                                                             \
+            for (int j = 0; j < 4; j++)                                                                   \
+                _mm256_storeu_ps(y + i + 8 * j, yv[j]);                                                   \
+        }                                                                                                 \
+        for (; i + 8 <= n; i += 8) {                                                                      \
+            __m256 yv = _mm256_loadu_ps(y + i);                                                           \
+            for (int64_t r = 0; r < rows; r++)                                                            \
+                yv = _mm256_fmadd_ps(_mm256_set1_ps(a[r]), LD(vb + (size_t)r * row_bytes, i), yv);        \
+            _mm256_storeu_ps(y + i, yv);                                                                  \
+        }                                                                                                 \
+        if (i < n) {                                                                                      \
+            __m256 yv = ld_tail_f32(y, i, n - i);                                                         \
+            for (int64_t r = 0; r < rows; r++)                                                            \
+                yv = _mm256_fmadd_ps(_mm256_set1_ps(a[r]), LDT(vb + (size_t)r * row_bytes, i, n - i), yv); \
+            float tmp[8];                                                                                 \
+            _mm256_storeu_ps(tmp, yv);                                                                    \
+            memcpy(y + i, tmp, (size_t)(n - i) * sizeof(float));                                          \
+        }                                                                                                 \
     }
 DEFINE_AXPY(axpy_f32, ld_f32, ld_tail_f32)
 DEFINE_AXPY(axpy_f16, ld_f16, ld_tail_f16)
@@ -210,7 +220,9 @@ ALWAYS_INLINE __m256 vexp(__m256 x) {
 
 
 static float sum_squares(const float *x, int64_t n) {
-    return dot_f32(x, x, n);
+    float out;
+    rows_dot_f32((const char *)x, 0, n, x, 0, 1, 1, &out, 1, 0);
+    return out;
 }
 
 static void scale_mul(const float *x, float s, const float *g, float *y, int64_t n) {
@@ -303,12 +315,12 @@ static const tfm_cpu_kernels avx2_kernels = {
                  [TFM_DTYPE_Q4_K] = tfm_matvec_q4_k_generic, [TFM_DTYPE_Q5_K] = tfm_matvec_q5_k_generic,
                  [TFM_DTYPE_Q6_K] = tfm_matvec_q6_k_generic},
     .matvec_packed = {[TFM_DTYPE_Q8_0] = tfm_matvec_packed_q8_0_avx2, [TFM_DTYPE_Q4_0] = tfm_matvec_packed_q4_0_avx2,
-                      [TFM_DTYPE_Q4_K] = tfm_matvec_packed_q4_k_avx2, [TFM_DTYPE_Q6_K] = tfm_matvec_packed_q6_k_avx2},
+                      [TFM_DTYPE_Q4_K] = tfm_matvec_packed_q4_k_avx2, [TFM_DTYPE_Q5_K] = tfm_matvec_packed_q5_k_avx2,
+                      [TFM_DTYPE_Q6_K] = tfm_matvec_packed_q6_k_avx2},
     .quantize_q8 = tfm_quantize_q8_avx2,
     .from_f32 = {[TFM_DTYPE_F32] = f32_from_f32, [TFM_DTYPE_F16] = f16_from_f32,
                  [TFM_DTYPE_BF16] = bf16_from_f32},
-    .dot = {[TFM_DTYPE_F32] = dot_f32, [TFM_DTYPE_F16] = dot_f16, [TFM_DTYPE_BF16] = dot_bf16},
-    .axpy = {[TFM_DTYPE_F32] = axpy_f32, [TFM_DTYPE_F16] = axpy_f16, [TFM_DTYPE_BF16] = axpy_bf16},
+    .axpy_rows = {[TFM_DTYPE_F32] = axpy_f32, [TFM_DTYPE_F16] = axpy_f16, [TFM_DTYPE_BF16] = axpy_bf16},
     .sum_squares = sum_squares,
     .scale_mul = scale_mul,
     .swiglu = swiglu,

@@ -123,24 +123,25 @@ DEFINE_MATVEC(matvec_f32, rows_dot_f32)
 DEFINE_MATVEC(matvec_f16, rows_dot_f16)
 DEFINE_MATVEC(matvec_bf16, rows_dot_bf16)
 
-#define DEFINE_DOT(NAME, ROWS_DOT)                                     \
-    static float NAME(const float *x, const void *v, int64_t n) {      \
-        float out;                                                     \
-        ROWS_DOT(v, 0, n, x, 0, 1, 1, &out, 1, 0);                     \
-        return out;                                                    \
-    }
-DEFINE_DOT(dot_f32, rows_dot_f32)
-DEFINE_DOT(dot_f16, rows_dot_f16)
-DEFINE_DOT(dot_bf16, rows_dot_bf16)
-
-#define DEFINE_AXPY(NAME, LDM)                                                          \
-    static void NAME(float a, const void *v, float *y, int64_t n) {                     \
-        __m512 av = _mm512_set1_ps(a);                                                  \
-        for (int64_t i = 0; i < n; i += 16) {                                           \
-            __mmask16 m = tail_mask(n - i);                                             \
-            __m512 yv = _mm512_maskz_loadu_ps(m, y + i);                                \
-            _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, LDM(m, v, i), yv));     \
-        }                                                                               \
+/* y stays in registers, 4 vectors (64 values) at a time, while the rows go by. */
+#define DEFINE_AXPY(NAME, LDM)                                                                            \
+    static void NAME(const float *a, const void *v, size_t row_bytes, int64_t rows, float *y, int64_t n) { \
+        const char *vb = v;                                                                               \
+        for (int64_t i = 0; i < n; i += 64) {                                                             \
+            __mmask16 m[4];                                                                               \
+            __m512 yv[4];                                                                                 \
+            for (int j = 0; j < 4; j++) {                                                                 \
+                m[j] = i + 16 * j < n ? tail_mask(n - i - 16 * j) : 0;                                    \
+                yv[j] = _mm512_maskz_loadu_ps(m[j], y + i + 16 * j);                                      \
+            }                                                                                             \
+            for (int64_t r = 0; r < rows; r++) {                                                          \
+                __m512 av = _mm512_set1_ps(a[r]);                                                         \
+                for (int j = 0; j < 4; j++)                                                               \
+                    yv[j] = _mm512_fmadd_ps(av, LDM(m[j], vb + (size_t)r * row_bytes, i + 16 * j), yv[j]); \
+            }                                                                                             \
+            for (int j = 0; j < 4; j++)                                                                   \
+                _mm512_mask_storeu_ps(y + i + 16 * j, m[j], yv[j]);                                       \
+        }                                                                                                 \
     }
 DEFINE_AXPY(axpy_f32, ldm_f32)
 DEFINE_AXPY(axpy_f16, ldm_f16)
@@ -209,7 +210,9 @@ ALWAYS_INLINE __m512 vexp(__m512 x) {
 }
 
 static float sum_squares(const float *x, int64_t n) {
-    return dot_f32(x, x, n);
+    float out;
+    rows_dot_f32((const char *)x, 0, n, x, 0, 1, 1, &out, 1, 0);
+    return out;
 }
 
 static void scale_mul(const float *x, float s, const float *g, float *y, int64_t n) {
@@ -274,8 +277,7 @@ static void scale(float *x, float s, int64_t n) {
                TFM_GENERIC_DEQUANT}, \
     .from_f32 = {[TFM_DTYPE_F32] = f32_from_f32, [TFM_DTYPE_F16] = f16_from_f32, \
                  [TFM_DTYPE_BF16] = bf16_from_f32}, \
-    .dot = {[TFM_DTYPE_F32] = dot_f32, [TFM_DTYPE_F16] = dot_f16, [TFM_DTYPE_BF16] = dot_bf16}, \
-    .axpy = {[TFM_DTYPE_F32] = axpy_f32, [TFM_DTYPE_F16] = axpy_f16, [TFM_DTYPE_BF16] = axpy_bf16}, \
+    .axpy_rows = {[TFM_DTYPE_F32] = axpy_f32, [TFM_DTYPE_F16] = axpy_f16, [TFM_DTYPE_BF16] = axpy_bf16}, \
     .sum_squares = sum_squares, \
     .scale_mul = scale_mul, \
     .swiglu = swiglu, \

@@ -40,10 +40,13 @@ DEFINE_MATVEC(matvec_f32, dot_f32)
 DEFINE_MATVEC(matvec_f16, dot_f16)
 DEFINE_MATVEC(matvec_bf16, dot_bf16)
 
-#define DEFINE_AXPY(NAME, LOAD)                                      \
-    static void NAME(float a, const void *v, float *y, int64_t n) {  \
-        for (int64_t i = 0; i < n; i++)                              \
-            y[i] += a * LOAD(v, i);                                  \
+#define DEFINE_AXPY(NAME, LOAD)                                                                           \
+    static void NAME(const float *a, const void *v, size_t row_bytes, int64_t rows, float *y, int64_t n) { \
+        for (int64_t r = 0; r < rows; r++) {                                                              \
+            const char *vr = (const char *)v + (size_t)r * row_bytes;                                     \
+            for (int64_t i = 0; i < n; i++)                                                               \
+                y[i] += a[r] * LOAD(vr, i);                                                               \
+        }                                                                                                 \
     }
 DEFINE_AXPY(axpy_f32, load_f32)
 DEFINE_AXPY(axpy_f16, load_f16)
@@ -127,8 +130,7 @@ static const tfm_cpu_kernels generic_kernels = {
     .quantize_q8 = tfm_quantize_q8_generic,
     .from_f32 = {[TFM_DTYPE_F32] = f32_from_f32, [TFM_DTYPE_F16] = f16_from_f32,
                  [TFM_DTYPE_BF16] = bf16_from_f32},
-    .dot = {[TFM_DTYPE_F32] = dot_f32, [TFM_DTYPE_F16] = dot_f16, [TFM_DTYPE_BF16] = dot_bf16},
-    .axpy = {[TFM_DTYPE_F32] = axpy_f32, [TFM_DTYPE_F16] = axpy_f16, [TFM_DTYPE_BF16] = axpy_bf16},
+    .axpy_rows = {[TFM_DTYPE_F32] = axpy_f32, [TFM_DTYPE_F16] = axpy_f16, [TFM_DTYPE_BF16] = axpy_bf16},
     .sum_squares = sum_squares,
     .scale_mul = scale_mul,
     .swiglu = swiglu,

@@ -7,6 +7,7 @@
  * Q6_K's scales) adds the two pairs of each row lane into int32. Saturation never happens:
  *   Q4_0, Q4_K  nibbles <= 15, |q| <= 127: a pair is <= 3810, so the 8 steps of a 32-value block add
  *               up in int16 (<= 30480) before one vpmaddwd;
+ *   Q5_K        values <= 31: a pair is <= 7874, widened to int32 every 4 steps (<= 31496);
  *   Q6_K        values <= 63: a pair is <= 16002, two steps add up in int16 (<= 32004);
  *   Q8_0        the packed bytes are value + 128 (up to 255, which would saturate): the signed value
  *               w is recovered and multiplied as |w| (<= 128) with x carrying w's sign, a pair
@@ -17,25 +18,19 @@
  * so the accumulators stay in the 16 registers. Each row's result is one accumulator that sees the
  * blocks in column order, whatever the number of rows, groups, tokens or threads. */
 #include <immintrin.h>
-#include <string.h>
 
 #include "kernels.h"
 #include "quant.h"
 #include "repack.h"
+#include "simd_shared.h"
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-#define UNROLL _Pragma("GCC unroll 16")
-/* Tokens per pass over a group's weights. */
-#define PACKED_TOKENS 4
 /* Bytes between the halves of a packed vector, and rows per half. */
 #define HALF 32
 #define HALF_ROWS 8
 
 /* The 4 activation bytes at p in every 32-bit lane. */
 ALWAYS_INLINE __m256i bcast4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
+    return _mm256_set1_epi32(load4(p));
 }
 
 ALWAYS_INLINE __m256i load(const uint8_t *p) {
@@ -64,18 +59,63 @@ ALWAYS_INLINE __m256 scale_add(__m256 acc, __m256i s, __m256 wd, float xd) {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(wd, _mm256_set1_ps(xd)), acc);
 }
 
-/* Every group function computes rows 8 H0 .. 8 (H0 + NH) - 1 of the group for NT activation rows. */
+/* Every group function computes rows 8 H0 .. 8 (H0 + NH) - 1 of the group for NT activation rows,
+ * in float accumulators acc[h][t] (half H0 + h, token t). */
+typedef __m256 group_acc[2][PACKED_TOKENS];
+
+ALWAYS_INLINE void acc_zero(group_acc acc, int NH, int NT) {
+    UNROLL for (int h = 0; h < NH; h++) UNROLL for (int t = 0; t < NT; t++) acc[h][t] = _mm256_setzero_ps();
+}
+
+ALWAYS_INLINE void acc_store(group_acc acc, int NH, int NT, int H0, float *y, size_t ldy) {
+    UNROLL for (int h = 0; h < NH; h++)
+        UNROLL for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy + HALF_ROWS * (H0 + h), acc[h][t]);
+}
+
+/* Steps k0 .. k0 + steps - 1 of 4 columns over a run of packed nibbles (vector k at w + 64 k):
+ * low nibbles against the activations at xl + 4 k into lo, high nibbles against xh + 4 k into hi,
+ * as int16 pairs. With `qh` (Q5_K), bit `bit` of each byte of qh + 64 k is the low nibble's fifth
+ * bit and bit `bit` + 1 the high nibble's. */
+ALWAYS_INLINE void nibble_steps(const uint8_t *w, const uint8_t *qh, int bit, const tfm_q8_row *x, int64_t xl,
+                                int64_t xh, int k0, int steps, int NT, int H0, int NH,
+                                __m256i lo[2][PACKED_TOKENS], __m256i hi[2][PACKED_TOKENS]) {
+    UNROLL for (int k = k0; k < k0 + steps; k++) {
+        __m256i vl[PACKED_TOKENS], vh[PACKED_TOKENS];
+        UNROLL for (int t = 0; t < NT; t++) {
+            vl[t] = bcast4(x[t].q + xl + 4 * k);
+            vh[t] = bcast4(x[t].q + xh + 4 * k);
+        }
+        UNROLL for (int h = 0; h < NH; h++) {
+            __m256i v = load(w + 64 * k + HALF * (H0 + h));
+            __m256i wl = low_nibbles(v), wh = high_nibbles(v);
+            if (qh) { /* bits `bit` and `bit` + 1 moved to bits 4 and 5 (5 is masked off for wl, 3 for wh) */
+                __m256i b = _mm256_slli_epi16(_mm256_srli_epi16(load(qh + 64 * k + HALF * (H0 + h)), bit), 4);
+                __m256i b4 = _mm256_set1_epi8(0x10);
+                wl = _mm256_or_si256(wl, _mm256_and_si256(b, b4));
+                wh = _mm256_or_si256(wh, _mm256_and_si256(_mm256_srli_epi16(b, 1), b4));
+            }
+            UNROLL for (int t = 0; t < NT; t++) {
+                lo[h][t] = _mm256_add_epi16(lo[h][t], _mm256_maddubs_epi16(wl, vl[t]));
+                hi[h][t] = _mm256_add_epi16(hi[h][t], _mm256_maddubs_epi16(wh, vh[t]));
+            }
+        }
+    }
+}
+
+ALWAYS_INLINE void int_zero(__m256i v[2][PACKED_TOKENS], int NH, int NT) {
+    UNROLL for (int h = 0; h < NH; h++) UNROLL for (int t = 0; t < NT; t++) v[h][t] = _mm256_setzero_si256();
+}
 
 /* ---- Q8_0 and Q4_0: one packed block per 32 columns ---- */
 
 ALWAYS_INLINE void group_q8_0(const uint8_t *g, int64_t cols, const tfm_q8_row *x, int NT, int H0, int NH,
                               float *y, size_t ldy) {
-    __m256 acc[2][PACKED_TOKENS];
-    UNROLL for (int h = 0; h < NH; h++) UNROLL for (int t = 0; t < NT; t++) acc[h][t] = _mm256_setzero_ps();
+    group_acc acc;
+    acc_zero(acc, NH, NT);
     for (int64_t b = 0; b < cols / 32; b++) {
         const uint8_t *blk = g + (size_t)b * 544;
         __m256i s[2][PACKED_TOKENS];
-        UNROLL for (int h = 0; h < NH; h++) UNROLL for (int t = 0; t < NT; t++) s[h][t] = _mm256_setzero_si256();
+        int_zero(s, NH, NT);
         UNROLL for (int k = 0; k < 8; k++) {
             __m256i xv[PACKED_TOKENS];
             UNROLL for (int t = 0; t < NT; t++) xv[t] = bcast4(x[t].q + 32 * b + 4 * k);
@@ -91,59 +131,51 @@ ALWAYS_INLINE void group_q8_0(const uint8_t *g, int64_t cols, const tfm_q8_row *
             UNROLL for (int t = 0; t < NT; t++) acc[h][t] = scale_add(acc[h][t], s[h][t], dw, x[t].d[b]);
         }
     }
-    UNROLL for (int h = 0; h < NH; h++)
-        UNROLL for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy + HALF_ROWS * (H0 + h), acc[h][t]);
+    acc_store(acc, NH, NT, H0, y, ldy);
 }
 
 ALWAYS_INLINE void group_q4_0(const uint8_t *g, int64_t cols, const tfm_q8_row *x, int NT, int H0, int NH,
                               float *y, size_t ldy) {
-    __m256 acc[2][PACKED_TOKENS];
-    UNROLL for (int h = 0; h < NH; h++) UNROLL for (int t = 0; t < NT; t++) acc[h][t] = _mm256_setzero_ps();
+    group_acc acc;
+    acc_zero(acc, NH, NT);
     for (int64_t b = 0; b < cols / 32; b++) {
         const uint8_t *blk = g + (size_t)b * 288;
-        /* all 32 products of a row in int16 pairs (<= 8 x 3810) */
-        __m256i p[2][PACKED_TOKENS];
-        UNROLL for (int h = 0; h < NH; h++) UNROLL for (int t = 0; t < NT; t++) p[h][t] = _mm256_setzero_si256();
-        UNROLL for (int k = 0; k < 4; k++) {
-            __m256i xl[PACKED_TOKENS], xh[PACKED_TOKENS];
-            UNROLL for (int t = 0; t < NT; t++) {
-                xl[t] = bcast4(x[t].q + 32 * b + 4 * k);
-                xh[t] = bcast4(x[t].q + 32 * b + 16 + 4 * k);
-            }
-            UNROLL for (int h = 0; h < NH; h++) {
-                __m256i v = load(blk + 32 + 64 * k + HALF * (H0 + h));
-                __m256i wl = low_nibbles(v), wh = high_nibbles(v);
-                UNROLL for (int t = 0; t < NT; t++) {
-                    p[h][t] = _mm256_add_epi16(p[h][t], _mm256_maddubs_epi16(wl, xl[t]));
-                    p[h][t] = _mm256_add_epi16(p[h][t], _mm256_maddubs_epi16(wh, xh[t]));
-                }
-            }
-        }
+        /* the block's low and high nibbles' products in int16 pairs (each <= 4 x 3810) */
+        __m256i lo[2][PACKED_TOKENS], hi[2][PACKED_TOKENS];
+        int_zero(lo, NH, NT);
+        int_zero(hi, NH, NT);
+        nibble_steps(blk + 32, NULL, 0, x, 32 * b, 32 * b + 16, 0, 4, NT, H0, NH, lo, hi);
         UNROLL for (int h = 0; h < NH; h++) {
             __m256 dw = load_f16x8(blk + 2 * HALF_ROWS * (H0 + h));
             UNROLL for (int t = 0; t < NT; t++) {
-                __m256i s = _mm256_add_epi32(widen(p[h][t]), _mm256_set1_epi32(-8 * x[t].sum32[b]));
+                __m256i s = _mm256_add_epi32(widen(_mm256_add_epi16(lo[h][t], hi[h][t])),
+                                             _mm256_set1_epi32(-8 * x[t].sum32[b]));
                 acc[h][t] = scale_add(acc[h][t], s, dw, x[t].d[b]);
             }
         }
     }
-    UNROLL for (int h = 0; h < NH; h++)
-        UNROLL for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy + HALF_ROWS * (H0 + h), acc[h][t]);
+    acc_store(acc, NH, NT, H0, y, ldy);
 }
 
-/* ---- Q4_K: super-blocks of 256 columns, 8 sub-blocks of 32 with their own scale and minimum ---- */
+/* ---- Q4_K and Q5_K: super-blocks of 256 columns, 8 sub-blocks of 32 with their own scale and
+ * minimum ---- */
 
 /* Byte j (0..3) of every lane of v, as floats. */
 ALWAYS_INLINE __m256 lane_byte(__m256i v, int j) {
     return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(v, 8 * j), _mm256_set1_epi32(0xFF)));
 }
 
-ALWAYS_INLINE void group_q4_k(const uint8_t *g, int64_t cols, const tfm_q8_row *x, int NT, int H0, int NH,
-                              float *y, size_t ldy) {
-    __m256 acc[2][PACKED_TOKENS];
-    UNROLL for (int h = 0; h < NH; h++) UNROLL for (int t = 0; t < NT; t++) acc[h][t] = _mm256_setzero_ps();
+/* Q4_K, and Q5_K (HIGH_BIT = 1: 2816-byte blocks with the fifth bits at 256, nibbles at 768). */
+ALWAYS_INLINE void group_k4(const uint8_t *g, int64_t cols, const tfm_q8_row *x, int NT, int H0, int NH, float *y,
+                            size_t ldy, int HIGH_BIT) {
+    const size_t bytes = HIGH_BIT ? 2816 : 2304, qs_at = HIGH_BIT ? 768 : 256;
+    /* int16 pairs of 4-bit values stay <= 3810 and take all 8 steps of a sub-block; 5-bit values
+     * make pairs of up to 7874, so they are widened to int32 every 4 steps (<= 31496) */
+    const int steps = HIGH_BIT ? 4 : 8;
+    group_acc acc;
+    acc_zero(acc, NH, NT);
     for (int64_t sb = 0; sb < cols / 256; sb++) {
-        const uint8_t *blk = g + (size_t)sb * 2304;
+        const uint8_t *blk = g + (size_t)sb * bytes;
         __m256 d[2], sc[2][8];
         UNROLL for (int h = 0; h < NH; h++) {
             int o = HALF * (H0 + h);
@@ -164,39 +196,41 @@ ALWAYS_INLINE void group_q4_k(const uint8_t *g, int64_t cols, const tfm_q8_row *
                 sc[h][j] = lane_byte(j < 4 ? sc_lo : sc_hi, j & 3);
             }
         }
-        const uint8_t *qs = blk + 256;
         UNROLL for (int pp = 0; pp < 4; pp++) {
-            /* sub-blocks 2pp (low nibbles) and 2pp+1 (high), each in int16 pairs (<= 8 x 3810) */
-            __m256i lo[2][PACKED_TOKENS], hi[2][PACKED_TOKENS];
-            UNROLL for (int h = 0; h < NH; h++)
-                UNROLL for (int t = 0; t < NT; t++) lo[h][t] = hi[h][t] = _mm256_setzero_si256();
-            UNROLL for (int k = 0; k < 8; k++) {
-                __m256i xl[PACKED_TOKENS], xh[PACKED_TOKENS];
-                UNROLL for (int t = 0; t < NT; t++) {
-                    xl[t] = bcast4(x[t].q + 256 * sb + 64 * pp + 4 * k);
-                    xh[t] = bcast4(x[t].q + 256 * sb + 64 * pp + 32 + 4 * k);
-                }
-                UNROLL for (int h = 0; h < NH; h++) {
-                    __m256i v = load(qs + 512 * pp + 64 * k + HALF * (H0 + h));
-                    __m256i wl = low_nibbles(v), wh = high_nibbles(v);
+            /* sub-blocks 2pp (low nibbles) and 2pp+1 (high) */
+            __m256i lo32[2][PACKED_TOKENS], hi32[2][PACKED_TOKENS];
+            UNROLL for (int k0 = 0; k0 < 8; k0 += steps) {
+                __m256i lo[2][PACKED_TOKENS], hi[2][PACKED_TOKENS];
+                int_zero(lo, NH, NT);
+                int_zero(hi, NH, NT);
+                nibble_steps(blk + qs_at + 512 * pp, HIGH_BIT ? blk + 256 : NULL, 2 * pp, x, 256 * sb + 64 * pp,
+                             256 * sb + 64 * pp + 32, k0, steps, NT, H0, NH, lo, hi);
+                UNROLL for (int h = 0; h < NH; h++)
                     UNROLL for (int t = 0; t < NT; t++) {
-                        lo[h][t] = _mm256_add_epi16(lo[h][t], _mm256_maddubs_epi16(wl, xl[t]));
-                        hi[h][t] = _mm256_add_epi16(hi[h][t], _mm256_maddubs_epi16(wh, xh[t]));
+                        lo32[h][t] = k0 ? _mm256_add_epi32(lo32[h][t], widen(lo[h][t])) : widen(lo[h][t]);
+                        hi32[h][t] = k0 ? _mm256_add_epi32(hi32[h][t], widen(hi[h][t])) : widen(hi[h][t]);
                     }
-                }
             }
             int j = 2 * pp;
             UNROLL for (int h = 0; h < NH; h++) {
                 __m256 sl = _mm256_mul_ps(sc[h][j], d[h]), sh = _mm256_mul_ps(sc[h][j + 1], d[h]);
                 UNROLL for (int t = 0; t < NT; t++) {
-                    acc[h][t] = scale_add(acc[h][t], widen(lo[h][t]), sl, x[t].d[8 * sb + j]);
-                    acc[h][t] = scale_add(acc[h][t], widen(hi[h][t]), sh, x[t].d[8 * sb + j + 1]);
+                    acc[h][t] = scale_add(acc[h][t], lo32[h][t], sl, x[t].d[8 * sb + j]);
+                    acc[h][t] = scale_add(acc[h][t], hi32[h][t], sh, x[t].d[8 * sb + j + 1]);
                 }
             }
         }
     }
-    UNROLL for (int h = 0; h < NH; h++)
-        UNROLL for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy + HALF_ROWS * (H0 + h), acc[h][t]);
+    acc_store(acc, NH, NT, H0, y, ldy);
+}
+
+ALWAYS_INLINE void group_q4_k(const uint8_t *g, int64_t cols, const tfm_q8_row *x, int NT, int H0, int NH,
+                              float *y, size_t ldy) {
+    group_k4(g, cols, x, NT, H0, NH, y, ldy, 0);
+}
+ALWAYS_INLINE void group_q5_k(const uint8_t *g, int64_t cols, const tfm_q8_row *x, int NT, int H0, int NH,
+                              float *y, size_t ldy) {
+    group_k4(g, cols, x, NT, H0, NH, y, ldy, 1);
 }
 
 /* ---- Q6_K: super-blocks of 256 columns, a scale per 16 values ---- */
@@ -232,8 +266,8 @@ ALWAYS_INLINE __m256i q6_scale_pair(const uint8_t *a, const uint8_t *b) {
  * sum16_b) is one more vpmaddwd against the activation's two half-block sums. */
 ALWAYS_INLINE void group_q6_k(const uint8_t *g, int64_t cols, const tfm_q8_row *x, int NT, int H0, int NH,
                               float *y, size_t ldy) {
-    __m256 acc[2][PACKED_TOKENS];
-    UNROLL for (int h = 0; h < NH; h++) UNROLL for (int t = 0; t < NT; t++) acc[h][t] = _mm256_setzero_ps();
+    group_acc acc;
+    acc_zero(acc, NH, NT);
     for (int64_t sb = 0; sb < cols / 256; sb++) {
         const uint8_t *blk = g + (size_t)sb * 3360;
         const uint8_t *scales = blk + 32, *runs = blk + 288;
@@ -284,8 +318,7 @@ ALWAYS_INLINE void group_q6_k(const uint8_t *g, int64_t cols, const tfm_q8_row *
                     UNROLL for (int t = 0; t < NT; t++) acc[h][t] = scale_add(acc[h][t], si[h][t], d[h], x[t].d[xb]);
             }
     }
-    UNROLL for (int h = 0; h < NH; h++)
-        UNROLL for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy + HALF_ROWS * (H0 + h), acc[h][t]);
+    acc_store(acc, NH, NT, H0, y, ldy);
 }
 
 /* ---- groups x tokens ---- */
@@ -309,8 +342,7 @@ ALWAYS_INLINE void group_q6_k(const uint8_t *g, int64_t cols, const tfm_q8_row *
             for (int t0 = 0; t0 < nt; t0 += PACKED_TOKENS) {                                            \
                 int n = nt - t0 < PACKED_TOKENS ? nt - t0 : PACKED_TOKENS;                              \
                 tfm_q8_row x[PACKED_TOKENS];                                                            \
-                for (int t = 0; t < n; t++)                                                             \
-                    x[t] = tfm_q8_row_at((char *)xq + (size_t)(t0 + t) * xq_stride, cols);              \
+                q8_rows(xq, xq_stride, cols, t0, n, x);                                                 \
                 float *yo = y + (size_t)t0 * ldy + (size_t)gi * TFM_PACK_ROWS;                          \
                 switch (n) {                                                                            \
                 case 1: PASSES(GROUP, g, cols, x, 1, yo, ldy); break;                                   \
@@ -324,4 +356,5 @@ ALWAYS_INLINE void group_q6_k(const uint8_t *g, int64_t cols, const tfm_q8_row *
 DEFINE_MATVEC_PACKED(tfm_matvec_packed_q8_0_avx2, group_q8_0)
 DEFINE_MATVEC_PACKED(tfm_matvec_packed_q4_0_avx2, group_q4_0)
 DEFINE_MATVEC_PACKED(tfm_matvec_packed_q4_k_avx2, group_q4_k)
+DEFINE_MATVEC_PACKED(tfm_matvec_packed_q5_k_avx2, group_q5_k)
 DEFINE_MATVEC_PACKED(tfm_matvec_packed_q6_k_avx2, group_q6_k)

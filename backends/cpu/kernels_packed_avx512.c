@@ -6,27 +6,21 @@
  * integer sums of one activation block (32 values; 16 for Q6_K's scale groups) are converted once
  * and scaled by weight scale x activation scale for all 16 rows with one multiply-add. Offsets
  * (Q8_0's 128, Q4_0's 8, Q6_K's 32) start the integer sums at -offset x the activation block's sum.
- * One token (decode) goes over two groups side by side, so that each broadcast activation serves 32
- * rows; several tokens go over one group at a time. Each row's result is one accumulator that sees
- * the blocks in column order, whatever the number of rows, groups, tokens or threads. */
+ * The groups are read one after another, one sequential stream per thread: reading two groups side by
+ * side (each broadcast activation serving 32 rows) saves instructions but made the hardware prefetchers
+ * follow two streams, and decode from memory was 10-35 % slower on 768-column matrices (bench_matvec,
+ * Zen 4). Each row's result is one accumulator that sees the blocks in column order, whatever the
+ * number of rows, groups, tokens or threads. */
 #include <immintrin.h>
-#include <string.h>
 
 #include "kernels.h"
 #include "quant.h"
 #include "repack.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-#define UNROLL _Pragma("GCC unroll 16")
-/* Tokens per pass over a group's weights; groups per pass with one token. */
-#define PACKED_TOKENS 4
-#define PACKED_GROUPS 2
+#include "simd_shared.h"
 
 /* The 4 activation bytes at p in every 32-bit lane. */
 ALWAYS_INLINE __m512i bcast4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
+    return _mm512_set1_epi32(load4(p));
 }
 
 ALWAYS_INLINE __m512 load_f16x16(const uint8_t *p) {
@@ -40,40 +34,35 @@ ALWAYS_INLINE __m512i high_nibbles(__m512i v) {
     return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
 }
 
-/* Every kernel below: NG groups (g, g + gstride, ...) x NT tokens, NG * NT <= 4; y[t * ldy + 16 gi + r]. */
-#define KERNEL_ARGS const uint8_t *g, size_t gstride, int NG, int64_t cols, const tfm_q8_row *x, int NT, float *y, \
-                    size_t ldy
-#define ACC_ZERO()                                                                                      \
-    __m512 acc[PACKED_GROUPS][PACKED_TOKENS];                                                           \
-    UNROLL for (int gi = 0; gi < NG; gi++) UNROLL for (int t = 0; t < NT; t++) acc[gi][t] = _mm512_setzero_ps()
-#define ACC_STORE()                                                                                     \
-    UNROLL for (int gi = 0; gi < NG; gi++) UNROLL for (int t = 0; t < NT; t++)                          \
-        _mm512_storeu_ps(y + (size_t)t * ldy + TFM_PACK_ROWS * gi, acc[gi][t])
+/* Every kernel below: the group at g x NT tokens; y[t * ldy + r]. */
+#define KERNEL_ARGS const uint8_t *g, int64_t cols, const tfm_q8_row *x, int NT, float *y, size_t ldy
+#define ACC_ZERO()              \
+    __m512 acc[PACKED_TOKENS]; \
+    UNROLL for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps()
+#define ACC_STORE() UNROLL for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t])
 
 /* ---- Q8_0 and Q4_0: one packed block per 32 columns ---- */
 
 ALWAYS_INLINE void group_q8_0(KERNEL_ARGS) {
     ACC_ZERO();
     for (int64_t b = 0; b < cols / 32; b++) {
-        __m512i s[PACKED_GROUPS][PACKED_TOKENS];
+        /* two chains (even and odd steps) halve the dependent vpdpbusd latency; integer sums are
+         * exact, so the split does not change them */
+        __m512i s[2][PACKED_TOKENS];
         UNROLL for (int t = 0; t < NT; t++) {
-            __m512i corr = _mm512_set1_epi32(-128 * x[t].sum32[b]);
-            UNROLL for (int gi = 0; gi < NG; gi++) s[gi][t] = corr;
+            s[0][t] = _mm512_set1_epi32(-128 * x[t].sum32[b]);
+            s[1][t] = _mm512_setzero_si512();
         }
         UNROLL for (int k = 0; k < 8; k++) {
             __m512i xb[PACKED_TOKENS];
             UNROLL for (int t = 0; t < NT; t++) xb[t] = bcast4(x[t].q + 32 * b + 4 * k);
-            UNROLL for (int gi = 0; gi < NG; gi++) {
-                __m512i wv = _mm512_loadu_si512(g + gi * gstride + (size_t)b * 544 + 32 + 64 * k);
-                UNROLL for (int t = 0; t < NT; t++) s[gi][t] = _mm512_dpbusd_epi32(s[gi][t], wv, xb[t]);
-            }
+            __m512i wv = _mm512_loadu_si512(g + (size_t)b * 544 + 32 + 64 * k);
+            UNROLL for (int t = 0; t < NT; t++) s[k & 1][t] = _mm512_dpbusd_epi32(s[k & 1][t], wv, xb[t]);
         }
-        UNROLL for (int gi = 0; gi < NG; gi++) {
-            __m512 dw = load_f16x16(g + gi * gstride + (size_t)b * 544);
-            UNROLL for (int t = 0; t < NT; t++)
-                acc[gi][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[gi][t]), _mm512_mul_ps(dw, _mm512_set1_ps(x[t].d[b])),
-                                             acc[gi][t]);
-        }
+        __m512 dw = load_f16x16(g + (size_t)b * 544);
+        UNROLL for (int t = 0; t < NT; t++)
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s[0][t], s[1][t])),
+                                     _mm512_mul_ps(dw, _mm512_set1_ps(x[t].d[b])), acc[t]);
     }
     ACC_STORE();
 }
@@ -82,13 +71,10 @@ ALWAYS_INLINE void group_q4_0(KERNEL_ARGS) {
     ACC_ZERO();
     for (int64_t b = 0; b < cols / 32; b++) {
         /* two chains (low and high nibbles) halve the dependent vpdpbusd latency */
-        __m512i lo[PACKED_GROUPS][PACKED_TOKENS], hi[PACKED_GROUPS][PACKED_TOKENS];
+        __m512i lo[PACKED_TOKENS], hi[PACKED_TOKENS];
         UNROLL for (int t = 0; t < NT; t++) {
-            __m512i corr = _mm512_set1_epi32(-8 * x[t].sum32[b]);
-            UNROLL for (int gi = 0; gi < NG; gi++) {
-                lo[gi][t] = corr;
-                hi[gi][t] = _mm512_setzero_si512();
-            }
+            lo[t] = _mm512_set1_epi32(-8 * x[t].sum32[b]);
+            hi[t] = _mm512_setzero_si512();
         }
         UNROLL for (int k = 0; k < 4; k++) {
             __m512i xl[PACKED_TOKENS], xh[PACKED_TOKENS];
@@ -96,22 +82,17 @@ ALWAYS_INLINE void group_q4_0(KERNEL_ARGS) {
                 xl[t] = bcast4(x[t].q + 32 * b + 4 * k);
                 xh[t] = bcast4(x[t].q + 32 * b + 16 + 4 * k);
             }
-            UNROLL for (int gi = 0; gi < NG; gi++) {
-                __m512i v = _mm512_loadu_si512(g + gi * gstride + (size_t)b * 288 + 32 + 64 * k);
-                __m512i wl = low_nibbles(v), wh = high_nibbles(v);
-                UNROLL for (int t = 0; t < NT; t++) {
-                    lo[gi][t] = _mm512_dpbusd_epi32(lo[gi][t], wl, xl[t]);
-                    hi[gi][t] = _mm512_dpbusd_epi32(hi[gi][t], wh, xh[t]);
-                }
+            __m512i v = _mm512_loadu_si512(g + (size_t)b * 288 + 32 + 64 * k);
+            __m512i wl = low_nibbles(v), wh = high_nibbles(v);
+            UNROLL for (int t = 0; t < NT; t++) {
+                lo[t] = _mm512_dpbusd_epi32(lo[t], wl, xl[t]);
+                hi[t] = _mm512_dpbusd_epi32(hi[t], wh, xh[t]);
             }
         }
-        UNROLL for (int gi = 0; gi < NG; gi++) {
-            __m512 dw = load_f16x16(g + gi * gstride + (size_t)b * 288);
-            UNROLL for (int t = 0; t < NT; t++) {
-                __m512i sum = _mm512_add_epi32(lo[gi][t], hi[gi][t]);
-                acc[gi][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(x[t].d[b])),
-                                             acc[gi][t]);
-            }
+        __m512 dw = load_f16x16(g + (size_t)b * 288);
+        UNROLL for (int t = 0; t < NT; t++) {
+            __m512i sum = _mm512_add_epi32(lo[t], hi[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(x[t].d[b])), acc[t]);
         }
     }
     ACC_STORE();
@@ -153,55 +134,46 @@ ALWAYS_INLINE void group_k4(KERNEL_ARGS, int HIGH_BIT) {
     const size_t bytes = HIGH_BIT ? 2816 : 2304, qs_at = HIGH_BIT ? 768 : 256;
     ACC_ZERO();
     for (int64_t sb = 0; sb < cols / 256; sb++) {
+        const uint8_t *blk = g + (size_t)sb * bytes;
+        __m512 d = load_f16x16(blk), dmin = load_f16x16(blk + 32);
+        k_scales ks = unpack_k_scales(blk);
         /* the minimums: acc -= dmin * m_j * (d_x * sum of block j's q) */
-        UNROLL for (int gi = 0; gi < NG; gi++) {
-            const uint8_t *blk = g + gi * gstride + (size_t)sb * bytes;
-            __m512 dmin = load_f16x16(blk + 32);
-            k_scales ks = unpack_k_scales(blk);
-            UNROLL for (int j = 0; j < 8; j++) {
-                __m512 mj = _mm512_mul_ps(lane_byte(ks.m[j >> 2], j & 3), dmin);
-                UNROLL for (int t = 0; t < NT; t++)
-                    acc[gi][t] = _mm512_fnmadd_ps(mj, _mm512_set1_ps(x[t].bsum[8 * sb + j]), acc[gi][t]);
-            }
+        UNROLL for (int j = 0; j < 8; j++) {
+            __m512 mj = _mm512_mul_ps(lane_byte(ks.m[j >> 2], j & 3), dmin);
+            UNROLL for (int t = 0; t < NT; t++)
+                acc[t] = _mm512_fnmadd_ps(mj, _mm512_set1_ps(x[t].bsum[8 * sb + j]), acc[t]);
         }
         UNROLL for (int p = 0; p < 4; p++) {
-            __m512i lo[PACKED_GROUPS][PACKED_TOKENS], hi[PACKED_GROUPS][PACKED_TOKENS];
-            UNROLL for (int gi = 0; gi < NG; gi++) UNROLL for (int t = 0; t < NT; t++)
-                lo[gi][t] = hi[gi][t] = _mm512_setzero_si512();
+            /* even and odd steps in separate chains (exact integer sums, added at the end) */
+            __m512i lo[2][PACKED_TOKENS], hi[2][PACKED_TOKENS];
+            UNROLL for (int t = 0; t < NT; t++)
+                lo[0][t] = hi[0][t] = lo[1][t] = hi[1][t] = _mm512_setzero_si512();
             UNROLL for (int k = 0; k < 8; k++) {
                 __m512i xl[PACKED_TOKENS], xh[PACKED_TOKENS];
                 UNROLL for (int t = 0; t < NT; t++) {
                     xl[t] = bcast4(x[t].q + 256 * sb + 64 * p + 4 * k);
                     xh[t] = bcast4(x[t].q + 256 * sb + 64 * p + 32 + 4 * k);
                 }
-                UNROLL for (int gi = 0; gi < NG; gi++) {
-                    const uint8_t *blk = g + gi * gstride + (size_t)sb * bytes;
-                    __m512i v = _mm512_loadu_si512(blk + qs_at + 512 * p + 64 * k);
-                    __m512i wl = low_nibbles(v), wh = high_nibbles(v);
-                    if (HIGH_BIT) { /* bit 2p of qh is bit 4 of sub-block 2p, bit 2p+1 of 2p+1 */
-                        __m512i qh = _mm512_loadu_si512(blk + 256 + 64 * k), b4 = _mm512_set1_epi8(0x10);
-                        wl = _mm512_or_si512(wl, _mm512_and_si512(bit_to_4(qh, 2 * p), b4));
-                        wh = _mm512_or_si512(wh, _mm512_and_si512(bit_to_4(qh, 2 * p + 1), b4));
-                    }
-                    UNROLL for (int t = 0; t < NT; t++) {
-                        lo[gi][t] = _mm512_dpbusd_epi32(lo[gi][t], wl, xl[t]);
-                        hi[gi][t] = _mm512_dpbusd_epi32(hi[gi][t], wh, xh[t]);
-                    }
+                __m512i v = _mm512_loadu_si512(blk + qs_at + 512 * p + 64 * k);
+                __m512i wl = low_nibbles(v), wh = high_nibbles(v);
+                if (HIGH_BIT) { /* bit 2p of qh is bit 4 of sub-block 2p, bit 2p+1 of 2p+1 */
+                    __m512i qh = _mm512_loadu_si512(blk + 256 + 64 * k), b4 = _mm512_set1_epi8(0x10);
+                    wl = _mm512_or_si512(wl, _mm512_and_si512(bit_to_4(qh, 2 * p), b4));
+                    wh = _mm512_or_si512(wh, _mm512_and_si512(bit_to_4(qh, 2 * p + 1), b4));
+                }
+                UNROLL for (int t = 0; t < NT; t++) {
+                    lo[k & 1][t] = _mm512_dpbusd_epi32(lo[k & 1][t], wl, xl[t]);
+                    hi[k & 1][t] = _mm512_dpbusd_epi32(hi[k & 1][t], wh, xh[t]);
                 }
             }
             int j = 2 * p;
-            UNROLL for (int gi = 0; gi < NG; gi++) {
-                const uint8_t *blk = g + gi * gstride + (size_t)sb * bytes;
-                __m512 d = load_f16x16(blk);
-                k_scales ks = unpack_k_scales(blk);
-                __m512 sl = _mm512_mul_ps(lane_byte(ks.sc[j >> 2], j & 3), d);
-                __m512 sh = _mm512_mul_ps(lane_byte(ks.sc[(j + 1) >> 2], (j + 1) & 3), d);
-                UNROLL for (int t = 0; t < NT; t++) {
-                    acc[gi][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[gi][t]),
-                                                 _mm512_mul_ps(sl, _mm512_set1_ps(x[t].d[8 * sb + j])), acc[gi][t]);
-                    acc[gi][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[gi][t]),
-                                                 _mm512_mul_ps(sh, _mm512_set1_ps(x[t].d[8 * sb + j + 1])), acc[gi][t]);
-                }
+            __m512 sl = _mm512_mul_ps(lane_byte(ks.sc[j >> 2], j & 3), d);
+            __m512 sh = _mm512_mul_ps(lane_byte(ks.sc[(j + 1) >> 2], (j + 1) & 3), d);
+            UNROLL for (int t = 0; t < NT; t++) {
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[0][t], lo[1][t])), _mm512_mul_ps(sl, _mm512_set1_ps(x[t].d[8 * sb + j])),
+                                         acc[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(hi[0][t], hi[1][t])),
+                                         _mm512_mul_ps(sh, _mm512_set1_ps(x[t].d[8 * sb + j + 1])), acc[t]);
             }
         }
     }
@@ -209,10 +181,10 @@ ALWAYS_INLINE void group_k4(KERNEL_ARGS, int HIGH_BIT) {
 }
 
 ALWAYS_INLINE void group_q4_k(KERNEL_ARGS) {
-    group_k4(g, gstride, NG, cols, x, NT, y, ldy, 0);
+    group_k4(g, cols, x, NT, y, ldy, 0);
 }
 ALWAYS_INLINE void group_q5_k(KERNEL_ARGS) {
-    group_k4(g, gstride, NG, cols, x, NT, y, ldy, 1);
+    group_k4(g, cols, x, NT, y, ldy, 1);
 }
 
 /* ---- Q6_K: super-blocks of 256 columns, a scale per 16 values ---- */
@@ -236,38 +208,31 @@ ALWAYS_INLINE void group_q6_k(KERNEL_ARGS) {
         UNROLL for (int h = 0; h < 2; h++)
             UNROLL for (int kh = 0; kh < 2; kh++) {
                 /* four 16-value groups at once: s = 0 .. 3, values 128h + 32s + 16kh .. +15 */
-                __m512i acc_i[PACKED_GROUPS][4][PACKED_TOKENS];
+                __m512i acc_i[4][PACKED_TOKENS];
                 UNROLL for (int s = 0; s < 4; s++)
-                    UNROLL for (int t = 0; t < NT; t++) {
-                        __m512i corr = _mm512_set1_epi32(-32 * x[t].sum16[16 * sb + 8 * h + 2 * s + kh]);
-                        UNROLL for (int gi = 0; gi < NG; gi++) acc_i[gi][s][t] = corr;
-                    }
+                    UNROLL for (int t = 0; t < NT; t++)
+                        acc_i[s][t] = _mm512_set1_epi32(-32 * x[t].sum16[16 * sb + 8 * h + 2 * s + kh]);
                 UNROLL for (int kk = 0; kk < 4; kk++) {
                     int k = 4 * kh + kk;
-                    UNROLL for (int gi = 0; gi < NG; gi++) {
-                        const uint8_t *at = g + gi * gstride + (size_t)sb * 3360 + 288 + (size_t)(8 * h + k) * 192;
-                        __m512i l0 = _mm512_loadu_si512(at), l1 = _mm512_loadu_si512(at + 64);
-                        __m512i hv = _mm512_loadu_si512(at + 128);
-                        UNROLL for (int s = 0; s < 4; s++) {
-                            __m512i wv = q6_weights(s & 1 ? l1 : l0, hv, s);
-                            UNROLL for (int t = 0; t < NT; t++)
-                                acc_i[gi][s][t] = _mm512_dpbusd_epi32(
-                                    acc_i[gi][s][t], wv, bcast4(x[t].q + 256 * sb + 128 * h + 32 * s + 4 * k));
-                        }
+                    const uint8_t *at = g + (size_t)sb * 3360 + 288 + (size_t)(8 * h + k) * 192;
+                    __m512i l0 = _mm512_loadu_si512(at), l1 = _mm512_loadu_si512(at + 64);
+                    __m512i hv = _mm512_loadu_si512(at + 128);
+                    UNROLL for (int s = 0; s < 4; s++) {
+                        __m512i wv = q6_weights(s & 1 ? l1 : l0, hv, s);
+                        UNROLL for (int t = 0; t < NT; t++)
+                            acc_i[s][t] = _mm512_dpbusd_epi32(
+                                acc_i[s][t], wv, bcast4(x[t].q + 256 * sb + 128 * h + 32 * s + 4 * k));
                     }
                 }
-                UNROLL for (int gi = 0; gi < NG; gi++) {
-                    const uint8_t *blk = g + gi * gstride + (size_t)sb * 3360;
-                    __m512 d = load_f16x16(blk);
-                    UNROLL for (int s = 0; s < 4; s++) {
-                        int grp = 8 * h + 2 * s + kh;
-                        __m512 sc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                                      _mm_loadu_si128((const __m128i *)(blk + 32 + 16 * grp)))), d);
-                        UNROLL for (int t = 0; t < NT; t++)
-                            acc[gi][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc_i[gi][s][t]),
-                                                         _mm512_mul_ps(sc, _mm512_set1_ps(x[t].d[8 * sb + 4 * h + s])),
-                                                         acc[gi][t]);
-                    }
+                const uint8_t *blk = g + (size_t)sb * 3360;
+                __m512 d = load_f16x16(blk);
+                UNROLL for (int s = 0; s < 4; s++) {
+                    int grp = 8 * h + 2 * s + kh;
+                    __m512 sc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                  _mm_loadu_si128((const __m128i *)(blk + 32 + 16 * grp)))), d);
+                    UNROLL for (int t = 0; t < NT; t++)
+                        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc_i[s][t]),
+                                                 _mm512_mul_ps(sc, _mm512_set1_ps(x[t].d[8 * sb + 4 * h + s])), acc[t]);
                 }
             }
     }
@@ -279,30 +244,18 @@ ALWAYS_INLINE void group_q6_k(KERNEL_ARGS) {
 #define DEFINE_MATVEC_PACKED(NAME, GROUP)                                                               \
     void NAME(const void *packed, size_t row_bytes, int64_t cols, int64_t g0, int64_t g1, const void *xq, \
               size_t xq_stride, int nt, float *y, size_t ldy) {                                         \
-        size_t gstride = TFM_PACK_ROWS * row_bytes;                                                     \
-        const uint8_t *base = packed;                                                                   \
-        if (nt == 1) {                                                                                  \
-            tfm_q8_row x[1] = {tfm_q8_row_at((void *)xq, cols)};                                        \
-            int64_t gi = g0;                                                                            \
-            for (; gi + 2 <= g1; gi += 2)                                                               \
-                GROUP(base + (size_t)gi * gstride, gstride, 2, cols, x, 1, y + gi * TFM_PACK_ROWS, ldy); \
-            if (gi < g1)                                                                                \
-                GROUP(base + (size_t)gi * gstride, gstride, 1, cols, x, 1, y + gi * TFM_PACK_ROWS, ldy); \
-            return;                                                                                     \
-        }                                                                                               \
         for (int64_t gi = g0; gi < g1; gi++) {                                                          \
-            const uint8_t *g = base + (size_t)gi * gstride;                                             \
+            const uint8_t *g = (const uint8_t *)packed + (size_t)gi * TFM_PACK_ROWS * row_bytes;        \
             for (int t0 = 0; t0 < nt; t0 += PACKED_TOKENS) {                                            \
                 int n = nt - t0 < PACKED_TOKENS ? nt - t0 : PACKED_TOKENS;                              \
                 tfm_q8_row x[PACKED_TOKENS];                                                            \
-                for (int t = 0; t < n; t++)                                                             \
-                    x[t] = tfm_q8_row_at((char *)xq + (size_t)(t0 + t) * xq_stride, cols);              \
+                q8_rows(xq, xq_stride, cols, t0, n, x);                                                 \
                 float *yo = y + (size_t)t0 * ldy + (size_t)gi * TFM_PACK_ROWS;                          \
                 switch (n) {                                                                            \
-                case 1: GROUP(g, gstride, 1, cols, x, 1, yo, ldy); break;                               \
-                case 2: GROUP(g, gstride, 1, cols, x, 2, yo, ldy); break;                               \
-                case 3: GROUP(g, gstride, 1, cols, x, 3, yo, ldy); break;                               \
-                default: GROUP(g, gstride, 1, cols, x, 4, yo, ldy); break;                              \
+                case 1: GROUP(g, cols, x, 1, yo, ldy); break;                                           \
+                case 2: GROUP(g, cols, x, 2, yo, ldy); break;                                           \
+                case 3: GROUP(g, cols, x, 3, yo, ldy); break;                                           \
+                default: GROUP(g, cols, x, 4, yo, ldy); break;                                          \
                 }                                                                                       \
             }                                                                                           \
         }                                                                                               \

@@ -4,9 +4,9 @@
 
 #include "kernels.h"
 #include "quant.h"
+#include "simd_shared.h"
 
-/* Same definition as tfm_q8_block: amax, 127/amax, round to nearest even, d = amax/127; the integer
- * sums are exact, so their order does not matter. */
+/* Same definition as tfm_q8_block: amax, 127/amax, round to nearest even, d = amax/127. */
 void tfm_quantize_q8_avx2(const float *x, int64_t cols, void *row) {
     tfm_q8_row r = tfm_q8_row_at(row, cols);
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
@@ -31,16 +31,7 @@ void tfm_quantize_q8_avx2(const float *x, int64_t cols, void *row) {
         __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)(r.q + 32 * b), q8);
         /* sums of 4 consecutive values: 1 x q into int16 pairs, then pairs into int32 */
-        __m256i lanes = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q8), _mm256_set1_epi16(1));
-        _mm256_storeu_si256((__m256i *)(r.lane + 8 * b), lanes);
-        __m256i s4 = _mm256_hadd_epi32(lanes, lanes);
-        s4 = _mm256_hadd_epi32(s4, s4); /* element 0: lanes 0-3, element 4: lanes 4-7 */
-        int lo = _mm256_extract_epi32(s4, 0), hi = _mm256_extract_epi32(s4, 4);
-        int sum = lo + hi;
-        r.sum16[2 * b] = lo;
-        r.sum16[2 * b + 1] = hi;
-        r.sum32[b] = sum;
-        r.d[b] = amax / 127.0f;
-        r.bsum[b] = r.d[b] * (float)sum;
+        q8_store_block_sums(r, b, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q8), _mm256_set1_epi16(1)),
+                            amax);
     }
 }

@@ -14,10 +14,7 @@
 
 #include "kernels.h"
 #include "quant.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-/* The row and activation loops must unroll to keep the accumulators in registers. */
-#define UNROLL _Pragma("GCC unroll 16")
+#include "simd_shared.h"
 
 /* ---- activations ---- */
 
@@ -35,17 +32,7 @@ void tfm_quantize_q8_avx512(const float *x, int64_t cols, void *row) {
         __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm512_cvtepi32_epi8(q0)), _mm512_cvtepi32_epi8(q1), 1);
         _mm256_storeu_si256((__m256i *)(r.q + 32 * b), q);
         /* sums of 4 consecutive values: 1 x q with vpdpbusd */
-        __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q);
-        _mm256_storeu_si256((__m256i *)(r.lane + 8 * b), lanes);
-        __m256i s4 = _mm256_hadd_epi32(lanes, lanes);
-        s4 = _mm256_hadd_epi32(s4, s4); /* element 0: lanes 0-3, element 4: lanes 4-7 */
-        int lo = _mm256_extract_epi32(s4, 0), hi = _mm256_extract_epi32(s4, 4);
-        int sum = lo + hi;
-        r.sum16[2 * b] = lo;
-        r.sum16[2 * b + 1] = hi;
-        r.sum32[b] = sum;
-        r.d[b] = amax / 127.0f;
-        r.bsum[b] = r.d[b] * (float)sum;
+        q8_store_block_sums(r, b, _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q), amax);
     }
 }
 

@@ -1,5 +1,5 @@
-/* repack.h — block-quantised weights regrouped for the AVX-512 VNNI kernels
- * (kernels_packed_avx512.c).
+/* repack.h — block-quantised weights regrouped for the packed kernels (AVX-512 VNNI and AVX2:
+ * kernels_packed_avx512.c, kernels_packed_avx2.c).
  *
  * Sixteen rows are interleaved so that one 64-byte vector holds 4 consecutive bytes of each of the
  * 16 rows: vpdpbusd against 4 activation bytes broadcast to every lane then yields 16 rows' partial

@@ -15,6 +15,7 @@
 #include "kernels.h"
 #include "quant.h"
 #include "reference.h"
+#include "weight_arena.h"
 
 static int failures;
 static char last_error[512];
@@ -355,6 +356,12 @@ static void test_rope(const tfm_backend_ops *ops, tfm_backend *be, digest *dg) {
     ops->rope(be, b, 1, 1, 8, 1, f, TFM_ROPE_HALF);
     CHECK(fabsf(a[0] - (float)(1 * cos(1.0) - 2 * sin(1.0))) < 1e-6f, "adjacent pairing rotates (x0, x1)");
     CHECK(fabsf(b[0] - (float)(1 * cos(1.0) - 5 * sin(1.0))) < 1e-6f, "half pairing rotates (x0, x4)");
+    /* single-token angles are kept between calls: new frequencies at the same address and position
+     * must not meet the old angles */
+    f[0] = 2.0f;
+    float c[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    ops->rope(be, c, 1, 1, 8, 1, f, TFM_ROPE_ADJACENT);
+    CHECK(fabsf(c[0] - (float)(1 * cos(2.0) - 2 * sin(2.0))) < 1e-6f, "rope after the frequencies changed");
 }
 
 /* ---- kv_store ---- */
@@ -507,7 +514,38 @@ static void test_quantize_q8(const char *isa) {
     free(x), free(got), free(want);
 }
 
+/* The packed weights' arena: aligned, distinct pieces; blocks come and go with their pieces. */
+static void test_weight_arena(void) {
+    tfm_weight_arena *arena = NULL;
+    static const size_t sizes[] = {1, 331776, 100 << 20, 64, 5000, 40 << 20, 30 << 20};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    unsigned char *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = tfm_arena_alloc(&arena, sizes[i]);
+        CHECK(p[i] && ((uintptr_t)p[i] & 63) == 0, "arena piece %d of %zu bytes: %p", i, sizes[i], (void *)p[i]);
+        if (p[i]) {
+            p[i][0] = (unsigned char)i; /* touch only the ends: the big pieces stay unbacked */
+            p[i][sizes[i] - 1] = (unsigned char)i;
+        }
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            if (i != j && p[i] && p[j])
+                CHECK(p[i] + sizes[i] <= p[j] || p[j] + sizes[j] <= p[i], "arena pieces %d and %d overlap", i, j);
+    for (int i = 0; i < N; i++)
+        CHECK(!p[i] || (p[i][0] == (unsigned char)i && p[i][sizes[i] - 1] == (unsigned char)i), "arena piece %d overwritten", i);
+    static const int order[N] = {2, 0, 6, 3, 1, 5, 4};
+    for (int i = 0; i < N; i++)
+        tfm_arena_free(&arena, p[order[i]]);
+    tfm_arena_free(&arena, NULL);
+    CHECK(tfm_arena_alloc(&arena, 128) != NULL, "arena after every piece was freed");
+    tfm_arena_destroy(&arena);
+    CHECK(arena == NULL, "arena destroyed");
+    tfm_arena_destroy(&arena);
+}
+
 int main(void) {
+    test_weight_arena();
     const char *isas[] = {"generic", "avx2", "avx512", "avx512vnni"};
     const int threads[] = {1, 2, 3};
     const tfm_backend_ops *ops = tfm_cpu_backend_ops();

@@ -89,9 +89,12 @@ def quantize_act(x):
     return q.reshape(x.shape), d
 
 
-def random_blocks(rng, t, n_blocks):
+def random_blocks(rng, t, n_blocks, extreme=False):
+    """Random blocks; `extreme`: every quant byte 0xFF (the largest unsigned values the kernels see)."""
     vals, size = BLOCK[t]
     b = rng.integers(0, 256, size=(n_blocks, size), dtype=np.uint8)
+    if extreme:
+        b[:] = 0xFF
     def put(off, v):
         b[:, off:off + 2] = v.astype(np.float16).reshape(-1, 1).view(np.uint8).reshape(n_blocks, 2)
     if t == Q6_K:
@@ -109,15 +112,20 @@ def main():
     failures = 0
     ran = set()
     with tempfile.TemporaryDirectory() as tmp:
-        for t in (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K):
+        cases = [(t, extreme) for extreme in (False, True) for t in (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)]
+        for t, extreme in cases:
             vals, size = BLOCK[t]
             # 37 rows (not a multiple of any row grouping); columns not a multiple of 64 or 512
             rows, n = 37, 6
             cols = 32 * 37 if t in (Q8_0, Q4_0) else 256 * 5
-            raw = random_blocks(rng, t, rows * cols // vals)
+            raw = random_blocks(rng, t, rows * cols // vals, extreme)
             x = rng.uniform(-1, 1, size=(n, cols)).astype(np.float32)
             x[0, :32] = 0.0                       # an all-zero block
             x[1, 5] = 3.0                         # a block with one large value
+            if extreme:
+                # activations of +-127 everywhere: the largest int16 pair sums the kernels can meet
+                x[2:4] = 1.0
+                x[4:6] = -1.0
             inp, out = os.path.join(tmp, "in"), os.path.join(tmp, "out")
             with open(inp, "wb") as f:
                 f.write(np.array([t, rows, cols, n], np.int32).tobytes() + raw + x.tobytes())
@@ -131,7 +139,7 @@ def main():
                 if rc == 77:
                     continue
                 if rc != 0:
-                    print(f"FAIL {isa} {NAMES[t]}: tool exited {rc}")
+                    print(f"FAIL {isa} {NAMES[t]}{' (extreme)' if extreme else ''}: tool exited {rc}")
                     failures += 1
                     continue
                 ran.add(isa)
@@ -157,11 +165,11 @@ def main():
                     if err_p.max() > 1e-5:
                         problems.append(f"packed dot products: worst error {err_p.max():.3g} of the absolute sum (limit 1e-5)")
                 for p in problems:
-                    print(f"FAIL {isa} {NAMES[t]}: {p}")
+                    print(f"FAIL {isa} {NAMES[t]}{' (extreme)' if extreme else ''}: {p}")
                 failures += len(problems)
                 if not problems:
                     packed = f", packed {err_p.max():.2g}" if has_packed else ""
-                    print(f"ok   {isa:10s} {NAMES[t]}: dequantisation exact, worst dot error {err.max():.2g}{packed}")
+                    print(f"ok   {isa:10s} {NAMES[t]}{' (extreme)' if extreme else ''}: dequantisation exact, worst dot error {err.max():.2g}{packed}")
     if "generic" not in ran:
         print("FAIL: the portable kernels did not run")
         failures += 1
