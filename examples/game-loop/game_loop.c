@@ -163,6 +163,18 @@ static int update_multi(const options *o, character *cs, int n, int frame) {
     return running;
 }
 
+/* Starts one thread per character; if one cannot start, cancels and joins those that did. */
+static int start_workers(character *cs, int n, atomic_int *cancel) {
+    for (int k = 0; k < n; k++)
+        if (character_start_thread(&cs[k]) != 0) {
+            fprintf(stderr, "game-loop: cannot start a thread\n");
+            atomic_store(cancel, 1);
+            for (int j = 0; j < k; j++) character_join(&cs[j]);
+            return -1;
+        }
+    return 0;
+}
+
 static int play(const options *o, const tfm_model *model) {
     character cs[MAX_CHARACTERS];
     atomic_int cancel = 0;
@@ -175,16 +187,6 @@ static int play(const options *o, const tfm_model *model) {
             goto done;
         }
     }
-    if (o->multi)
-        for (int k = 0; k < n; k++)
-            if (character_start_thread(&cs[k]) != 0) {
-                fprintf(stderr, "game-loop: cannot start a thread\n");
-                atomic_store(&cancel, 1);
-                for (int j = 0; j < k; j++) character_join(&cs[j]);
-                n = k; /* the others never started: nothing to join, only to free */
-                rc = 1;
-                goto done;
-            }
 
     keyboard_begin();
     frame_stats st = {0};
@@ -201,6 +203,14 @@ static int play(const options *o, const tfm_model *model) {
             if (!o->multi)
                 for (int k = 0; k < n; k++)
                     if (character_active(&cs[k])) cs[k].state = CHARACTER_CANCELLED;
+        }
+
+        /* The workers start in the first frame, after its input is read: a key waiting from the start
+         * cancels them before they say anything, however fast they would be. */
+        if (o->multi && frame == 0 && start_workers(cs, n, &cancel) != 0) {
+            keyboard_end();
+            rc = 1;
+            goto done;
         }
 
         int running;
