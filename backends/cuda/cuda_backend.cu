@@ -8,7 +8,8 @@
  * bits. TFM_CUDA_WEIGHT_DTYPE=f16|bf16|f32 forces one type for every matrix. Activations are f32.
  * Environment knobs (for measurements): TFM_CUDA_PDL=0, TFM_CUDA_GRAPHS=0, TFM_CUDA_FUSE=0,
  * TFM_CUDA_PREFETCH=<bytes>, TFM_CUDA_MATVEC=<variant>, TFM_CUDA_MVX=<0|1>, TFM_CUDA_ATTN_SPLITS=<n>,
- * TFM_CUDA_MVS=<0|8|16>, TFM_CUDA_MVS_WARPS=<n>, TFM_CUDA_MVS_INTERLEAVE=<0|1>.
+ * TFM_CUDA_MVS=<0|8|16>, TFM_CUDA_MVS_WARPS=<n>, TFM_CUDA_MVS_INTERLEAVE=<0|1>, TFM_CUDA_FA=<0|1|2|3>
+ * (prefill flash attention: 0 the 64-query kernel, 1..3 a 128-query shape; unset: chosen by batch size).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -191,6 +192,7 @@ static tfm_status cuda_init(const tfm_backend_init_params *params, const tfm_bac
     INIT_TRY(cudaMemsetAsync(be->attn_counters, 0, TFM_CUDA_ATTN_COUNTERS * sizeof(unsigned), be->stream));
     INIT_TRY(cudaMemsetAsync(be->d_step, 0, 2 * sizeof(int), be->stream));
     INIT_TRY(cudaStreamSynchronize(be->stream));
+    be->flash_wide = env_int("TFM_CUDA_FA", -1);
     if ((st = tfm_cuda_attention_setup(be))) goto fail;
     if ((st = tfm_cuda_mvx_setup(be))) goto fail;
     if ((st = tfm_cuda_mvs_setup(be))) goto fail;

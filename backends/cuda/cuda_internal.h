@@ -104,6 +104,9 @@ struct tfm_backend {
                              * first (2) or block by block (1); 0 = a contiguous run */
     int attn_splits;        /* TFM_CUDA_ATTN_SPLITS: split-K blocks per head for one query (0: chosen) */
     int attn_fuse;          /* TFM_CUDA_ATTN_FUSE=0: decode RoPE/KV append as their own kernel, not in attention */
+    int flash_wide;         /* TFM_CUDA_FA: prefill flash attention with the 64-query kernel (0) or a 128-query
+                             * shape (1..3); -1 (unset): shape 2 for batches that fill the SMs, else 0; 0 where
+                             * the device lacks the shared memory */
     int attn_cluster;       /* decode attention merges its splits through a block cluster (TFM_CUDA_ATTN_CLUSTER) */
     int last_launch_matvec; /* the kernel launched last is a fused decode matvec (tfm_cuda_mvx_launch) */
     tfm_dtype weight_dtype_f32;  /* what f32 matrices become on the device (TFM_CUDA_WEIGHT_DTYPE) */

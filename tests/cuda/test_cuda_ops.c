@@ -344,6 +344,46 @@ static void test_attention(tfm_dtype kv, int n, int pos0, int n_head, int n_head
     free(got);
 }
 
+/* Batches: flash for f16/bf16 with dims 64/128, simple otherwise. Run on the default instance and on
+ * one with each prefill flash kernel (TFM_CUDA_FA=0 the 64-query one, 1..3 the 128-query shapes). */
+static void attention_batch_cases(tfm_dtype kv) {
+    test_attention(kv, 7, 0, 4, 4, 64, 1);
+    test_attention(kv, 64, 0, 4, 2, 128, 1);
+    test_attention(kv, 130, 5, 4, 1, 128, 1);
+    test_attention(kv, 100, 300, 2, 2, 64, 1);
+    test_attention(kv, 65, 0, 4, 4, 128, 0);
+    /* several 128-query blocks: a partial last block, a start position inside a tile, GQA groups of
+     * 2 and 4, tiles past a warp's diagonal, no causal mask */
+    test_attention(kv, 300, 0, 4, 2, 128, 1);
+    test_attention(kv, 257, 40, 4, 1, 64, 1);
+    test_attention(kv, 384, 0, 2, 2, 128, 1);
+    test_attention(kv, 200, 77, 2, 1, 128, 0);
+    test_attention(kv, 129, 1000, 2, 2, 64, 1);
+    test_attention(kv, 9, 3, 3, 1, 40, 1);
+}
+
+static void test_attention_batches(tfm_dtype kv) {
+    static const char *kernels[] = {"0", "1", "2", "3"};
+    attention_batch_cases(kv);
+    if (kv == TFM_DTYPE_F32) return; /* the simple kernel, whatever TFM_CUDA_FA says */
+    tfm_backend *saved = be;
+    for (int i = 0; i < 4; i++) {
+        setenv("TFM_CUDA_FA", kernels[i], 1);
+        tfm_backend_init_params p = {0, 0};
+        tfm_backend *b = NULL;
+        tfm_status st = ops->init(&p, &host, &b);
+        unsetenv("TFM_CUDA_FA");
+        CHECK(st == TFM_OK, "instance with TFM_CUDA_FA=%s: %s", kernels[i], last_error);
+        if (st != TFM_OK) continue;
+        int before = failures;
+        be = b;
+        attention_batch_cases(kv);
+        be = saved;
+        if (failures != before) fprintf(stderr, "  (those with TFM_CUDA_FA=%s)\n", kernels[i]);
+        ops->destroy(b);
+    }
+}
+
 /* One decode token's RoPE of q and k, both cache appends and attention, issued as the core issues
  * them: the planner runs them as one kernel (RoPE in registers, the newest key and value taken from
  * registers). Checks the output, the rotated q and k left behind, and the cache rows written (and
@@ -756,13 +796,7 @@ int main(int argc, char **argv) {
         test_attention(kv, 1, 37, 6, 3, 32, 1);
         test_attention(kv, 1, 130, 2, 1, 256, 1);
         test_attention(kv, 1, 20, 2, 2, 48, 1); /* simple kernel */
-        /* batches: flash for f16/bf16 with dims 64/128, simple otherwise */
-        test_attention(kv, 7, 0, 4, 4, 64, 1);
-        test_attention(kv, 64, 0, 4, 2, 128, 1);
-        test_attention(kv, 130, 5, 4, 1, 128, 1);
-        test_attention(kv, 100, 300, 2, 2, 64, 1);
-        test_attention(kv, 65, 0, 4, 4, 128, 0);
-        test_attention(kv, 9, 3, 3, 1, 40, 1);
+        test_attention_batches(kv);
         /* decode with RoPE and the cache appends folded in: every head_dim, both pairings, GQA */
         for (int pairing = 0; pairing < 2; pairing++) {
             tfm_rope_pairing pr = (tfm_rope_pairing)pairing;
