@@ -61,6 +61,8 @@ tfm_status tfm_cpu_attention(tfm_backend *be, const float *q, const void *k_cach
         .n = n, .pos0 = pos0, .n_head = n_head, .n_head_kv = n_head_kv, .head_dim = head_dim,
         .causal = causal, .scale = scale,
     };
-    tfm_pool_run(be->pool, attention_chunk, &job, (int64_t)n * n_head, 0);
+    /* A decode step's heads cost the same: one contiguous share per thread. Causal queries cost more
+     * the later they come: one query's heads a turn. */
+    tfm_pool_run(be->pool, attention_chunk, &job, (int64_t)n * n_head, n > 1 ? n_head : 0);
     return TFM_OK;
 }

@@ -210,11 +210,8 @@ void tfm_pool_run(tfm_thread_pool *pool, tfm_pool_fn fn, void *ctx, int64_t n_ch
     if (n_chunks <= 0)
         return;
     int nt = pool->n_threads;
-    if (grain <= 0) {
-        grain = n_chunks / ((int64_t)nt * 4);
-        if (grain < 1)
-            grain = 1;
-    }
+    if (grain <= 0)
+        grain = (n_chunks + nt - 1) / nt;
     if (nt == 1 || n_chunks <= grain) {
         fn(ctx, 0, n_chunks, 0);
         return;

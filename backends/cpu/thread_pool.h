@@ -26,8 +26,11 @@ void tfm_pool_destroy(tfm_thread_pool *pool);
 
 int tfm_pool_threads(const tfm_thread_pool *pool);
 
-/* Runs fn over [0, n_chunks) and returns when every chunk is done. grain <= 0 picks a grain that
- * gives each thread about four turns. Small jobs (n_chunks <= grain) run on the calling thread. */
+/* Runs fn over [0, n_chunks) and returns when every chunk is done. grain <= 0 gives each thread one
+ * contiguous turn of n_chunks / n_threads (rounded up): a thread then reads one stream of weights,
+ * which the hardware prefetchers follow best (s110m-q4_0 decode on two threads was about 10 % faster
+ * than with four turns each); a worker that does not join in time leaves its turn to the others.
+ * Small jobs (n_chunks <= grain) run on the calling thread. */
 void tfm_pool_run(tfm_thread_pool *pool, tfm_pool_fn fn, void *ctx, int64_t n_chunks, int64_t grain);
 
 #endif /* TFM_CPU_THREAD_POOL_H */
