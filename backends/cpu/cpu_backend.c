@@ -237,6 +237,38 @@ static tfm_status pack_weight(tfm_backend *be, tfm_weight *w) {
     return TFM_OK;
 }
 
+/* A float matrix read from the model file's mapping is copied onto the arena's huge pages (see
+ * weight_arena.h: a decode step streams it once per token, a TLB miss every 4 KB otherwise), and
+ * the file's pages are dropped from this process. Nothing to gain for memory the caller owns. */
+static void copy_chunk(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const pack_job *j = ctx;
+    memcpy((char *)j->packed + (size_t)begin * j->row_bytes, (const char *)j->w->data + (size_t)begin * j->row_bytes,
+           (size_t)(end - begin) * j->row_bytes);
+}
+
+static tfm_status copy_float_weight(tfm_backend *be, tfm_weight *w) {
+    size_t row_bytes = tfm_cpu_row_bytes(w->dtype, w->cols), bytes = (size_t)w->rows * row_bytes;
+    pthread_mutex_lock(&be->lock);
+    void *copy = tfm_arena_alloc(&be->arena, bytes);
+    if (copy) {
+        pack_job job = {w, row_bytes, copy}; /* the threads fault the source and huge pages in together */
+        tfm_pool_run(be->pool, copy_chunk, &job, w->rows, 0);
+    }
+    pthread_mutex_unlock(&be->lock);
+    if (!copy)
+        return tfm_cpu_error(be, TFM_E_OOM, "cpu backend: cannot allocate %zu bytes for a %lld x %lld %s weight",
+                             bytes, (long long)w->rows, (long long)w->cols, dtype_name(w->dtype));
+    release_source(w->data, bytes);
+    w->data = copy;
+    w->backend_data = copy;
+    return TFM_OK;
+}
+
+static int is_float_dtype(tfm_dtype t) {
+    return t == TFM_DTYPE_F32 || t == TFM_DTYPE_F16 || t == TFM_DTYPE_BF16;
+}
+
 static tfm_status cpu_weight_load(tfm_backend *be, tfm_weight *w, const void *host, tfm_dtype dtype,
                                   int64_t rows, int64_t cols) {
     if (!w || !host || rows <= 0 || cols <= 0)
@@ -252,10 +284,16 @@ static tfm_status cpu_weight_load(tfm_backend *be, tfm_weight *w, const void *ho
                              "cpu backend: %lld columns of %s do not make whole blocks",
                              (long long)cols, dtype_name(dtype));
     tfm_weight loaded = {host, dtype, rows, cols, NULL, w->flags};
-    /* Weights that are multiplied and have packed kernels get a packed copy; everything else
-     * (and a packed weight's embedding rows and last rows % 16 rows) is read from `host` in place. */
+    /* Weights that are multiplied and have packed kernels get a packed copy, float matrices from the
+     * file's mapping a plain copy on huge pages; everything else (and a packed weight's embedding rows
+     * and last rows % 16 rows) is read from `host` in place. */
     if (be->repack && !(w->flags & TFM_WEIGHT_EMBED_ONLY) && rows >= TFM_PACK_ROWS && be->k->matvec_packed[dtype] && tfm_packable(dtype)) {
         tfm_status st = pack_weight(be, &loaded);
+        if (st != TFM_OK)
+            return st;
+    } else if (be->repack && !(w->flags & TFM_WEIGHT_EMBED_ONLY) && (w->flags & TFM_WEIGHT_HOST_MAPPED) &&
+               is_float_dtype(dtype)) {
+        tfm_status st = copy_float_weight(be, &loaded);
         if (st != TFM_OK)
             return st;
     }
@@ -274,9 +312,7 @@ static void cpu_weight_free(tfm_backend *be, tfm_weight *w) {
 
 /* ---- operations: check, lock, run ---- */
 
-static int is_kv_dtype(tfm_dtype t) {
-    return t == TFM_DTYPE_F32 || t == TFM_DTYPE_F16 || t == TFM_DTYPE_BF16;
-}
+static int is_kv_dtype(tfm_dtype t) { return is_float_dtype(t); }
 
 #define LOCKED(be, call)                       \
     do {                                       \

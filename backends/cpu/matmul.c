@@ -135,7 +135,7 @@ static tfm_status quantize_activations(tfm_backend *be, const float *x, int64_t 
 static tfm_pool_fn matvec_job(tfm_backend *be, const tfm_weight *w, const float *x, float *y, int n, const char *xq,
                               size_t xq_stride, matmul_job *job) {
     *job = (matmul_job){be, w, tfm_cpu_row_bytes(w->dtype, w->cols), x, y, n, xq, xq_stride, 0};
-    if (xq && w->backend_data) {
+    if (xq && w->backend_data && tfm_packable(w->dtype)) { /* float weights may own a plain copy */
         job->groups = w->rows / TFM_PACK_ROWS;
         return packed_chunk;
     }
