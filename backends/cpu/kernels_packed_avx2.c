@@ -334,25 +334,7 @@ ALWAYS_INLINE void group_q6_k(const uint8_t *g, int64_t cols, const tfm_q8_row *
         }                                               \
     } while (0)
 
-#define DEFINE_MATVEC_PACKED(NAME, GROUP)                                                               \
-    void NAME(const void *packed, size_t row_bytes, int64_t cols, int64_t g0, int64_t g1, const void *xq, \
-              size_t xq_stride, int nt, float *y, size_t ldy) {                                         \
-        for (int64_t gi = g0; gi < g1; gi++) {                                                          \
-            const uint8_t *g = (const uint8_t *)packed + (size_t)gi * TFM_PACK_ROWS * row_bytes;        \
-            for (int t0 = 0; t0 < nt; t0 += PACKED_TOKENS) {                                            \
-                int n = nt - t0 < PACKED_TOKENS ? nt - t0 : PACKED_TOKENS;                              \
-                tfm_q8_row x[PACKED_TOKENS];                                                            \
-                q8_rows(xq, xq_stride, cols, t0, n, x);                                                 \
-                float *yo = y + (size_t)t0 * ldy + (size_t)gi * TFM_PACK_ROWS;                          \
-                switch (n) {                                                                            \
-                case 1: PASSES(GROUP, g, cols, x, 1, yo, ldy); break;                                   \
-                case 2: PASSES(GROUP, g, cols, x, 2, yo, ldy); break;                                   \
-                case 3: PASSES(GROUP, g, cols, x, 3, yo, ldy); break;                                   \
-                default: PASSES(GROUP, g, cols, x, 4, yo, ldy); break;                                  \
-                }                                                                                       \
-            }                                                                                           \
-        }                                                                                               \
-    }
+#define DEFINE_MATVEC_PACKED(NAME, GROUP) DEFINE_MATVEC_PACKED_WITH(NAME, PASSES, GROUP)
 DEFINE_MATVEC_PACKED(tfm_matvec_packed_q8_0_avx2, group_q8_0)
 DEFINE_MATVEC_PACKED(tfm_matvec_packed_q4_0_avx2, group_q4_0)
 DEFINE_MATVEC_PACKED(tfm_matvec_packed_q4_k_avx2, group_q4_k)
